@@ -36,5 +36,8 @@ def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> None:
         f"_Measured {stamp} on {machine_line()}._\n<!-- end:{name} -->"
     )
     pattern = re.compile(rf"<!-- begin:{re.escape(name)} -->.*?<!-- end:{re.escape(name)} -->", re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
