@@ -1,0 +1,207 @@
+"""Video sources: files, V4L2 cameras and network streams behind one small iterator API.
+
+Extraction (``slr-extract``) and the daemon both read frames through :func:`open_source`, so
+they agree on colour order (RGB, what MediaPipe wants), on timestamps and on what a failure
+looks like:
+
+* Opening fails → :class:`SourceError`, whose message is one line naming the source.
+* A file ends → :meth:`VideoSource.read` returns ``None`` and iteration stops
+  (or, with ``loop=True``, the file restarts and timestamps keep increasing).
+* A live source (camera, stream) stops delivering frames after it was opened →
+  :class:`SourceLost` (a :class:`SourceError`) from ``read()`` and from iteration. A live
+  source never returns ``None``, so "camera lost" can't be confused with a normal end: the
+  daemon catches ``SourceLost`` and reopens or exits.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+
+#: Containers OpenCV's FFmpeg backend decodes (checked, GIF included); used to find videos by id.
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
+_OPENCV_LOG_LEVEL_ERROR = 2  # cv2.utils.logging.LOG_LEVEL_ERROR, absent from the pip wheels
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+# FFmpeg's "moov atom not found" and friends would otherwise be printed for every bad file;
+# we report those ourselves as SourceError. Read by OpenCV when it opens a capture.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame."""
+
+    rgb: np.ndarray  #: H x W x 3 uint8, RGB order
+    #: Seconds. Files: position in the stream (pts) from 0, increasing across loops.
+    #: Live sources: ``time.time()`` at grab.
+    timestamp: float
+    index: int  #: 0-based frame counter of this source (keeps counting across loops)
+
+
+class SourceError(Exception):
+    """A source can't be opened or read; ``str(e)`` is one line naming the source."""
+
+
+class SourceLost(SourceError):
+    """A live source (camera, stream) stopped delivering frames after it was opened."""
+
+
+class VideoSource:
+    """Iterator of :class:`Frame` over one ``cv2.VideoCapture``; also a context manager.
+
+    Use :func:`open_source` rather than constructing this directly.
+    """
+
+    def __init__(self, capture: cv2.VideoCapture, name: str, *, is_live: bool, loop: bool = False) -> None:
+        self._cap = capture
+        self.name = name
+        self.is_live = is_live
+        self._loop = loop and not is_live
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps: float | None = fps if 0.0 < fps < 1000.0 else None
+        self._period = 1.0 / self.fps if self.fps else 1.0 / 30.0
+        self._index = 0
+        self._loop_offset = 0.0  # seconds added to pts after each restart
+        self._last_ts = -np.inf
+        self._bgr: np.ndarray | None = None  # decode buffer reused between frames
+        self._closed = False
+        # Decode the first frame now: a file that opens but can't be decoded (corrupt streams,
+        # truncated data) must fail at open time with a clear message, not look like an empty video.
+        first = self._grab()
+        self._pending: Frame | None = None
+        if first is None:
+            self.close()
+            what = "camera" if is_live else "video"
+            raise SourceError(f"cannot read {what} {name!r}: no frame could be decoded")
+        self._pending = first
+
+    # -- public API -------------------------------------------------------------------------
+
+    def read(self) -> Frame | None:
+        """The next frame; ``None`` at the end of a file. Raises :class:`SourceLost` for live sources."""
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        if self._closed:
+            return None
+        frame = self._grab()
+        if frame is None and self._loop and self._index > 0:
+            frame = self._restart()
+        if frame is None and self.is_live:
+            raise SourceLost(f"camera lost: {self.name!r} stopped delivering frames")
+        return frame
+
+    def close(self) -> None:
+        """Release the capture (idempotent)."""
+        self._pending = None
+        if not self._closed:
+            self._closed = True
+            self._cap.release()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VideoSource({self.name!r}, fps={self.fps}, is_live={self.is_live})"
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _grab(self) -> Frame | None:
+        ok, bgr = self._cap.read(self._bgr)
+        if not ok or bgr is None or bgr.size == 0:
+            return None
+        self._bgr = bgr
+        grabbed_at = time.time()
+        # A fresh array per frame: consumers may keep frames (buffers, windows), so the RGB
+        # output can't be reused; the BGR decode buffer above can.
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if self.is_live:
+            ts = grabbed_at
+        else:
+            pos_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+            ts = self._loop_offset + (pos_ms / 1000.0 if pos_ms >= 0 else self._index * self._period)
+            if ts <= self._last_ts:  # containers with missing/odd pts: never let time go backwards
+                ts = self._last_ts + self._period
+        self._last_ts = ts
+        frame = Frame(rgb=rgb, timestamp=ts, index=self._index)
+        self._index += 1
+        return frame
+
+    def _restart(self) -> Frame | None:
+        if not self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
+            return None
+        self._loop_offset = self._last_ts + self._period
+        return self._grab()
+
+
+def quiet_opencv_warnings() -> None:
+    """Hide OpenCV's own WARN lines (e.g. a failed open), which :class:`SourceError` already reports.
+
+    Process-wide, so tools call it (``slr-extract`` does); the library itself leaves logging alone.
+    """
+    cv2.setLogLevel(_OPENCV_LOG_LEVEL_ERROR)
+
+
+def open_source(spec: str | int, *, loop: bool = False) -> VideoSource:
+    """Open a video file, a camera (``/dev/videoN``, ``N`` or ``"N"``) or an RTSP/HTTP(S) URL.
+
+    ``loop`` restarts a file at its end (ignored for live sources). Raises :class:`SourceError`
+    with a one-line message when the source can't be opened or its first frame can't be decoded.
+    """
+    if isinstance(spec, bool) or not isinstance(spec, (str, int, os.PathLike)):
+        raise SourceError(f"cannot open source {spec!r}: expected a path, URL or camera index")
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if isinstance(spec, int) or spec.strip().isdigit():
+        return _open_camera(int(spec))
+    if spec.startswith("/dev/"):
+        return _open_camera(spec)
+    if spec.lower().startswith(STREAM_SCHEMES):
+        cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            raise SourceError(f"cannot open stream {spec!r}: unreachable or not a video stream")
+        return VideoSource(cap, spec, is_live=True)
+    return _open_file(spec, loop)
+
+
+def _open_camera(device: str | int) -> VideoSource:
+    path = f"/dev/video{device}" if isinstance(device, int) else device
+    if not os.path.exists(path):
+        raise SourceError(f"cannot open camera {str(device)!r}: device {path} not found")
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise SourceError(f"cannot open camera {str(device)!r}: permission denied on {path} (video group?)")
+    cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
+    if not cap.isOpened():
+        raise SourceError(f"cannot open camera {str(device)!r}: {path} is busy or not a capture device")
+    return VideoSource(cap, str(device), is_live=True)
+
+
+def _open_file(spec: str, loop: bool) -> VideoSource:
+    path = Path(spec)
+    if not path.exists():
+        raise SourceError(f"cannot open video {spec!r}: file not found")
+    if path.is_dir():
+        raise SourceError(f"cannot open video {spec!r}: is a directory")
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"cannot open video {spec!r}: permission denied")
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        raise SourceError(f"cannot open video {spec!r}: not a readable video (corrupt or unsupported format)")
+    return VideoSource(cap, spec, is_live=False, loop=loop)
