@@ -1,0 +1,235 @@
+"""``slr-listen``: watch what the daemon publishes, for people (rich) or scripts (``--json``).
+
+Human mode shows each prediction as a top-5 with confidence bars, sign events prominently and
+status as one compact line. ``--json`` prints each message as one JSON line (``topic`` included)
+and flushes it, so ``slr-listen --json | jq`` works live.
+
+Exit status: 0 after ``--count`` messages or on Ctrl-C/SIGTERM, 1 when ``--timeout`` seconds pass
+without a message (so ``--topic status --count 1 --timeout 5`` is a health check), 2 on usage or
+key-file errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+import zmq
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.text import Text
+
+from edge.protocol import SCHEMA_VERSION, TOPICS, ProtocolError
+from edge.publisher import DEFAULT_ENDPOINT, KeyFileError, Subscriber
+
+BAR_WIDTH = 24
+TOP_SHOWN = 5
+EPILOG = """\
+examples:
+  slr-listen                                       # everything, for a person
+  slr-listen --topic sign --json | jq -r .label    # one JSON line per message
+  slr-listen --topic status --count 1 --timeout 5  # health check
+
+exit codes: 0 after --count messages or on Ctrl-C, 1 on --timeout, 2 on bad options or key files
+"""
+
+
+def confidence_style(prob: float) -> str:
+    """Colour for a probability: green is confident, yellow is plausible, red is a guess."""
+    if prob >= 0.7:
+        return "green"
+    if prob >= 0.4:
+        return "yellow"
+    return "dim red"
+
+
+def _bar(prob: float) -> Text:
+    filled = max(0, min(BAR_WIDTH, round(prob * BAR_WIDTH)))
+    return Text("█" * filled, style=confidence_style(prob)).append("·" * (BAR_WIDTH - filled), style="dim")
+
+
+def _span(payload: Mapping[str, Any]) -> str:
+    return f"{payload['window_start']:.2f}–{payload['window_end']:.2f} s"
+
+
+def render_prediction(payload: Mapping[str, Any]) -> Group:
+    """Header line plus one bar per top-k class (at most five)."""
+    header = Text.assemble(
+        ("prediction ", "bold"),
+        (f"#{payload['seq']}  ", "dim"),
+        f"{_span(payload)}  {payload['frames_used']} hand frames  {payload['inference_ms']:.1f} ms",
+        ("  resampled" if payload.get("resampled") else "", "dim"),
+    )
+    top = payload["top_k"][:TOP_SHOWN]
+    width = max(len(str(entry["label"])) for entry in top)
+    rows = [
+        Text.assemble(
+            "  ",
+            (str(entry["label"]).ljust(width), confidence_style(entry["prob"])),
+            "  ",
+            _bar(entry["prob"]),
+            (f" {entry['prob'] * 100:5.1f}%", confidence_style(entry["prob"])),
+        )
+        for entry in top
+    ]
+    return Group(header, *rows)
+
+
+def render_sign(payload: Mapping[str, Any]) -> Panel:
+    """A boxed, bold label: the event a person is waiting for."""
+    style = confidence_style(payload["prob"])
+    body = Text.assemble(
+        (str(payload["label"]), f"bold {style}"),
+        f"   {payload['prob'] * 100:.0f}%   {payload['windows']} windows   {_span(payload)}",
+    )
+    return Panel(body, title=f"SIGN #{payload['seq']}", title_align="left", border_style=style, expand=False)
+
+
+def _uptime(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def render_status(payload: Mapping[str, Any]) -> Text:
+    """Everything about the daemon's health on one line."""
+    camera = payload["camera"]
+    p50 = payload["inference_p50_ms"]
+    errors = payload["errors"]
+    model = payload["model"]
+    return Text.assemble(
+        ("status ", "bold"),
+        (f"{payload['state']} ", "cyan"),
+        "camera ",
+        (camera, "green" if camera == "ok" else "red"),
+        f" {payload['source']} | cap {payload['capture_fps']:.1f} fps ext {payload['extraction_fps']:.1f} fps"
+        f" drop {payload['dropped_frames']} | p50 {'-' if p50 is None else f'{p50:.1f} ms'}"
+        f" | buf {payload['buffer_fill']}/128{' idle' if payload['idle'] else ''}"
+        f" | err {errors['extraction']}/{errors['inference']}/{errors['frames']}"
+        f" | up {_uptime(payload['uptime_s'])} | {model['name']}@{str(model['sha256'])[:8]}"
+        f" v{payload['version']}",
+    )
+
+
+RENDERERS = {"prediction": render_prediction, "sign": render_sign, "status": render_status}
+
+
+def render(console: Console, topic: str, payload: Mapping[str, Any]) -> None:
+    """Print one message for a person; falls back to raw JSON if fields are missing or odd."""
+    try:
+        renderable = RENDERERS[topic](payload)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        renderable = Text(f"{topic} {json.dumps(payload, ensure_ascii=False)}")
+    # Lines (status, fallback) stay one line even in a narrow pipe, so grep sees them whole.
+    console.print(renderable, soft_wrap=isinstance(renderable, Text))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slr-listen",
+        description="Show what slr-edge publishes (docs/PROTOCOL.md describes the messages).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="publisher endpoint (%(default)s)")
+    parser.add_argument(
+        "--topic", action="append", choices=TOPICS, help="topic to show; repeat for several (default: all)"
+    )
+    parser.add_argument("--json", action="store_true", help="one raw JSON line per message, for scripts")
+    parser.add_argument("--count", type=int, metavar="N", help="exit 0 after N messages")
+    parser.add_argument(
+        "--timeout", type=float, metavar="S", help="exit 1 if no message arrives for S seconds"
+    )
+    parser.add_argument("--curve-server-key", metavar="FILE", help="publisher's public CURVE key file")
+    parser.add_argument("--curve-client-key", metavar="FILE", help="this client's secret CURVE key file")
+    return parser
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _prepare_stdout(json_mode: bool) -> None:
+    # JSON lines are always UTF-8 for scripts; a person's terminal keeps its encoding but must not
+    # crash on a Cyrillic label it cannot show.
+    if not hasattr(sys.stdout, "reconfigure"):
+        return
+    if json_mode:
+        sys.stdout.reconfigure(encoding="utf-8")
+    elif (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+        sys.stdout.reconfigure(errors="replace")
+
+
+def _listen(args: argparse.Namespace, subscriber: Subscriber, out: TextIO, err: Console) -> int:
+    human = None if args.json else Console(file=out, highlight=False)
+    warned: set[tuple[str, Any]] = set()
+    received = 0
+    while args.count is None or received < args.count:
+        try:
+            message = subscriber.recv(args.timeout)
+        except ProtocolError as exc:
+            err.print(f"warning: skipped malformed message: {exc}", markup=False)
+            continue
+        if message is None:
+            err.print(f"slr-listen: no message from {args.endpoint} within {args.timeout:g} s", markup=False)
+            return 1
+        topic, payload = message
+        version = payload.get("v")
+        if version != SCHEMA_VERSION and (topic, version) not in warned:
+            warned.add((topic, version))
+            err.print(
+                f"warning: {topic} message has schema version {version!r}; "
+                f"this slr-listen knows {SCHEMA_VERSION}; showing it anyway",
+                markup=False,
+            )
+        if human is None:
+            out.write(json.dumps(payload, ensure_ascii=False) + "\n")
+            out.flush()
+        else:
+            render(human, topic, payload)
+        received += 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    err = Console(stderr=True, highlight=False)
+    if args.count is not None and args.count < 1:
+        err.print("slr-listen: error: --count must be at least 1", markup=False)
+        return 2
+    _prepare_stdout(args.json)
+    try:
+        subscriber = Subscriber(
+            args.endpoint,
+            args.topic or (),
+            curve_server_key=args.curve_server_key,
+            curve_client_key=args.curve_client_key,
+        )
+    except (KeyFileError, ValueError, zmq.ZMQError) as exc:
+        err.print(f"slr-listen: error: {exc}", markup=False)
+        return 2
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    try:
+        return _listen(args, subscriber, sys.stdout, err)
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head -1`): stop quietly, and keep Python's final flush
+        # of stdout from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        subscriber.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

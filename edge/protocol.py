@@ -1,0 +1,215 @@
+"""The ZeroMQ message protocol: topics, payload builders, framing and schema validation.
+
+This is the one place that knows what a message looks like; ``docs/PROTOCOL.md`` describes it for
+people and ``edge/schemas/<topic>.json`` (JSON Schema 2020-12) for machines.
+
+Every message is two ZeroMQ frames::
+
+    [b"<topic>", b"<UTF-8 JSON object>"]
+
+The topic frame comes first so subscribers filter with ZeroMQ's prefix subscription and never
+parse JSON they do not want. Every JSON object carries the envelope fields ``v`` (schema version),
+``seq`` (per-topic counter of one publisher: a subscriber that filters topics can still detect
+drops), ``ts`` (wall-clock unix seconds) and ``topic``; :class:`edge.publisher.Publisher` adds them,
+so the daemon builds only the body with :class:`Prediction`, :class:`SignEvent` or :class:`Status`.
+
+``jsonschema`` is a dev dependency: :func:`validate` imports it lazily so the daemon never needs it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any, ClassVar, Literal
+
+#: Version of every schema; bumped only on breaking changes (see docs/PROTOCOL.md).
+SCHEMA_VERSION = 1
+
+TOPIC_PREDICTION = "prediction"
+TOPIC_SIGN = "sign"
+TOPIC_STATUS = "status"
+TOPICS: tuple[str, ...] = (TOPIC_PREDICTION, TOPIC_SIGN, TOPIC_STATUS)
+
+#: Fields every message carries, added by the publisher.
+ENVELOPE_FIELDS: tuple[str, ...] = ("v", "seq", "ts", "topic")
+
+CameraState = Literal["ok", "connecting", "lost", "eof"]
+DaemonState = Literal["starting", "running", "idle", "stopping"]
+
+
+class ProtocolError(ValueError):
+    """A message that cannot be encoded or decoded: wrong topic, framing, JSON or envelope."""
+
+
+@dataclass(frozen=True)
+class TopKEntry:
+    """One class of a prediction's top-k list."""
+
+    label: str
+    index: int
+    prob: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Body of a ``prediction`` message: the result of one inference on one window."""
+
+    TOPIC: ClassVar[str] = TOPIC_PREDICTION
+
+    top_k: Sequence[TopKEntry]
+    window_start: float
+    window_end: float
+    frames_used: int
+    inference_ms: float
+    resampled: bool
+    model: str
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain JSON-ready dict without the envelope (the publisher adds it)."""
+        body = asdict(self)
+        body["top_k"] = [asdict(entry) for entry in self.top_k]
+        return body
+
+
+@dataclass(frozen=True)
+class SignEvent:
+    """Body of a ``sign`` message: consecutive windows agreed on one class above the threshold."""
+
+    TOPIC: ClassVar[str] = TOPIC_SIGN
+
+    label: str
+    index: int
+    prob: float
+    windows: int
+    window_start: float
+    window_end: float
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain JSON-ready dict without the envelope (the publisher adds it)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model the daemon runs; ``sha256`` is of the .onnx file (lowercase hex)."""
+
+    name: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ErrorCounters:
+    """Errors since start, by stage; each one was logged and survived."""
+
+    extraction: int = 0
+    inference: int = 0
+    frames: int = 0
+
+
+@dataclass(frozen=True)
+class Status:
+    """Body of a ``status`` message: the daemon's health, published about once a second."""
+
+    TOPIC: ClassVar[str] = TOPIC_STATUS
+
+    camera: CameraState
+    source: str
+    capture_fps: float
+    extraction_fps: float
+    dropped_frames: int
+    inference_p50_ms: float | None
+    buffer_fill: int
+    idle: bool
+    model: ModelInfo
+    uptime_s: float
+    version: str
+    state: DaemonState
+    errors: ErrorCounters = field(default_factory=ErrorCounters)
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain JSON-ready dict without the envelope (the publisher adds it)."""
+        return asdict(self)
+
+
+Message = Prediction | SignEvent | Status
+
+
+def check_topic(topic: str) -> str:
+    """Return ``topic`` if it is one of :data:`TOPICS`, else raise :class:`ProtocolError`."""
+    if topic not in TOPICS:
+        raise ProtocolError(f"unknown topic {topic!r}; expected one of {', '.join(TOPICS)}")
+    return topic
+
+
+def envelope(topic: str, body: Mapping[str, Any], *, seq: int, ts: float) -> dict[str, Any]:
+    """Full message dict: ``body`` plus ``v``/``seq``/``ts``/``topic`` (envelope fields win)."""
+    check_topic(topic)
+    message = dict(body)
+    message.update(v=SCHEMA_VERSION, seq=seq, ts=ts, topic=topic)
+    return message
+
+
+def encode(topic: str, payload: Mapping[str, Any]) -> list[bytes]:
+    """Two frames for ``zmq.Socket.send_multipart``: ASCII topic, UTF-8 JSON.
+
+    Raises :class:`ProtocolError` for an unknown topic, a payload whose ``topic`` field disagrees,
+    or values JSON cannot carry (NaN/inf, which strict parsers in other languages reject).
+    """
+    check_topic(topic)
+    if payload.get("topic", topic) != topic:
+        raise ProtocolError(f"payload topic {payload.get('topic')!r} does not match frame topic {topic!r}")
+    try:
+        text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        body = text.encode("utf-8")  # a lone surrogate (from a bad label) fails here
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"{topic} payload is not JSON-serialisable: {exc}") from exc
+    return [topic.encode("ascii"), body]
+
+
+def decode(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
+    """Inverse of :func:`encode`: ``(topic, payload)``; raises :class:`ProtocolError` if malformed.
+
+    Does not check ``v``: callers decide what to do with versions they do not know.
+    """
+    if len(frames) != 2:
+        raise ProtocolError(f"expected 2 frames (topic, JSON), got {len(frames)}")
+    raw_topic, raw_body = (bytes(frame) for frame in frames)
+    try:
+        topic = raw_topic.decode("ascii")
+        payload = json.loads(raw_body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"undecodable message: {exc}") from exc
+    check_topic(topic)
+    if not isinstance(payload, dict):
+        raise ProtocolError(f"{topic} payload is {type(payload).__name__}, expected a JSON object")
+    if payload.get("topic", topic) != topic:
+        raise ProtocolError(f"payload topic {payload.get('topic')!r} does not match frame topic {topic!r}")
+    return topic, payload
+
+
+@cache
+def _schema_text(topic: str) -> str:
+    return resources.files("edge").joinpath("schemas", f"{topic}.json").read_text(encoding="utf-8")
+
+
+def load_schema(topic: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) for ``topic``, read from the package data; a fresh copy."""
+    return json.loads(_schema_text(check_topic(topic)))
+
+
+def validate(topic: str, payload: Mapping[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` if ``payload`` breaks the ``topic`` schema.
+
+    Needs ``jsonschema`` (dev extra); meant for tests and debugging, never for the daemon's hot path.
+    """
+    try:
+        import jsonschema
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError("validate() needs jsonschema: pip install 'slovo-edge[dev]'") from exc
+    schema = load_schema(topic)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator.validate(dict(payload))

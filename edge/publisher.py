@@ -1,0 +1,308 @@
+"""ZeroMQ PUB/SUB endpoints for the protocol in :mod:`edge.protocol`.
+
+:class:`Publisher` is what the daemon owns: it binds a PUB socket, stamps every message with the
+envelope (``v``, per-topic ``seq``, ``ts``, ``topic``) and sends without ever blocking. A slow or
+dead subscriber costs the daemon nothing: ZeroMQ keeps a bounded queue (``SNDHWM`` messages) per
+subscriber, and once that is full a PUB socket drops further messages *for that subscriber only*,
+silently; the others keep receiving. The sender is not told, so the subscriber detects the loss
+as a gap in ``seq``. (``XPUB_NODROP`` would report it as ``EAGAIN`` instead, but then one stuck
+subscriber would starve every other one, so it is deliberately not used.)
+
+:class:`Subscriber` is the small client used by ``slr-listen`` and the tests.
+
+Optional CURVE encryption/authentication: the publisher loads a server secret key file and, when
+given a directory of client public keys, accepts only those clients (ZAP via
+``zmq.auth.thread.ThreadAuthenticator``). Key files are the ``zmq.auth.create_certificates`` format.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+from edge.protocol import TOPICS, Message, check_topic, decode, encode, envelope
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+DEFAULT_SNDHWM = 100
+DEFAULT_RCVHWM = 1000
+
+
+class KeyFileError(ValueError):
+    """A CURVE key file or directory is missing or unusable; the message is one readable line."""
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True if ``endpoint`` can only be reached from this host.
+
+    ``ipc://`` and ``inproc://`` count as local; ``tcp://`` only for 127.0.0.0/8, ::1 and
+    ``localhost``. Wildcards (``*``, ``0.0.0.0``), interface names and other hosts are not, so the
+    config layer must opt in explicitly before binding there.
+    """
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    if parts.scheme != "tcp":
+        return False
+    host = parts.netloc.rsplit(":", 1)[0] if ":" in parts.netloc else parts.netloc
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _load_key(path: Path | str, *, secret: bool, role: str) -> tuple[bytes, bytes | None]:
+    path = Path(path)
+    if not path.is_file():
+        raise KeyFileError(f"{role} key file not found: {path}")
+    try:
+        public, secret_key = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as exc:
+        raise KeyFileError(f"{role} key file {path} is not a ZeroMQ certificate: {exc}") from exc
+    if not public:
+        raise KeyFileError(f"{role} key file {path} has no public-key")
+    if secret and not secret_key:
+        raise KeyFileError(f"{role} key file {path} has no secret-key (use the .key_secret file)")
+    return public, secret_key
+
+
+def _authorized_location(authorized_dir: Path | str | None) -> str:
+    """ZAP location for ``configure_curve``: a directory of client keys, or allow any client."""
+    if authorized_dir is None:
+        return zmq.auth.CURVE_ALLOW_ANY
+    path = Path(authorized_dir)
+    if not path.is_dir():
+        raise KeyFileError(f"CURVE authorized clients directory not found: {path}")
+    if not any(path.glob("*.key")):
+        raise KeyFileError(f"CURVE authorized clients directory has no *.key files: {path}")
+    return str(path)
+
+
+class Publisher:
+    """PUB socket bound to ``endpoint`` that sends protocol messages and never blocks.
+
+    Thread-safe: an internal lock serialises ``seq`` and the socket (ZeroMQ sockets themselves
+    are not thread-safe), so the inference thread and a status timer may share one publisher.
+
+    Args:
+        endpoint: where to bind; ``tcp://127.0.0.1:0`` or ``tcp://127.0.0.1:*`` picks a free port
+            (read it back from :attr:`endpoint`). Non-loopback binds are the caller's decision.
+        sndhwm: messages queued per subscriber before new ones are dropped.
+        curve_secret_key: server ``.key_secret`` file; enables CURVE encryption.
+        curve_authorized_dir: directory of client public ``.key`` files; only those may connect.
+            Without it any client that knows the server public key may subscribe.
+        clock: wall clock for ``ts``; injectable for tests.
+
+    Raises:
+        KeyFileError: a CURVE key file or directory is missing or bad.
+        zmq.ZMQError: the endpoint cannot be bound (e.g. port in use).
+    """
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        *,
+        sndhwm: int = DEFAULT_SNDHWM,
+        curve_secret_key: Path | str | None = None,
+        curve_authorized_dir: Path | str | None = None,
+        context: zmq.Context | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if curve_authorized_dir is not None and curve_secret_key is None:
+            raise KeyFileError("curve_authorized_dir needs curve_secret_key")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seq: Counter[str] = Counter()
+        self._sent: Counter[str] = Counter()
+        self._dropped: Counter[str] = Counter()
+        self._auth: ThreadAuthenticator | None = None
+        self._closed = False
+        self._socket: zmq.Socket | None = None
+        keys = location = None
+        if curve_secret_key is not None:  # check every file before starting anything
+            if not zmq.has("curve"):
+                raise KeyFileError("this libzmq was built without CURVE support")
+            keys = _load_key(curve_secret_key, secret=True, role="CURVE server secret")
+            location = _authorized_location(curve_authorized_dir)
+        # A context of its own: ZAP (CURVE auth) is per context, and close() can terminate it.
+        self._own_context = context is None
+        self._context = context if context is not None else zmq.Context()
+        try:
+            if keys is not None:
+                self._auth = ThreadAuthenticator(self._context, log=logging.getLogger(f"{__name__}.auth"))
+                self._auth.start()
+                self._auth.configure_curve(domain="*", location=location)
+            self._socket = self._context.socket(zmq.PUB)
+            self._socket.setsockopt(zmq.LINGER, 0)
+            self._socket.setsockopt(zmq.SNDHWM, sndhwm)
+            if keys is not None:
+                self._socket.curve_publickey, self._socket.curve_secretkey = keys
+                self._socket.curve_server = True
+            if endpoint.startswith("tcp://") and endpoint.endswith(":0"):
+                endpoint = endpoint[:-2] + ":*"
+            self._socket.bind(endpoint)
+            self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        except BaseException:
+            self.close()
+            raise
+        log.info("publishing on %s%s", self.endpoint, " (CURVE)" if keys else "")
+
+    def publish(self, topic: str, payload: Mapping[str, Any] | Message) -> bool:
+        """Stamp ``payload`` with the envelope and send it without blocking.
+
+        ``payload`` is a body dict or a :mod:`edge.protocol` message dataclass. ``seq`` advances
+        even when the message is dropped, so subscribers see the gap.
+
+        Returns:
+            True if ZeroMQ accepted it, False if it was dropped here (publisher closed, context
+            terminated, or ``EAGAIN``). Per-subscriber high-water-mark drops are silent in ZeroMQ
+            and still return True; subscribers see them as ``seq`` gaps.
+
+        Raises:
+            ProtocolError: unknown topic or a body JSON cannot carry (NaN, non-serialisable).
+        """
+        check_topic(topic)
+        body = payload.to_payload() if hasattr(payload, "to_payload") else payload
+        with self._lock:
+            if self._closed:
+                self._dropped[topic] += 1
+                return False
+            seq = self._seq[topic]
+            self._seq[topic] += 1
+            frames = encode(topic, envelope(topic, body, seq=seq, ts=self._clock()))
+            try:
+                self._socket.send_multipart(frames, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                self._dropped[topic] += 1
+                return False
+            except zmq.ZMQError as exc:  # e.g. context terminated during shutdown
+                log.debug("dropping %s message: %s", topic, exc)
+                self._dropped[topic] += 1
+                return False
+            self._sent[topic] += 1
+            return True
+
+    def send(self, message: Message) -> bool:
+        """Publish a message dataclass on its own topic (``message.TOPIC``)."""
+        return self.publish(message.TOPIC, message)
+
+    @property
+    def sent(self) -> dict[str, int]:
+        """Messages handed to ZeroMQ, per topic."""
+        with self._lock:
+            return dict(self._sent)
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Messages this publisher could not hand to ZeroMQ (closed, shutting down), per topic."""
+        with self._lock:
+            return dict(self._dropped)
+
+    def close(self) -> None:
+        """Close the socket at once (``LINGER`` 0: queued messages are discarded) and stop ZAP."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._socket is not None:
+                self._socket.close(linger=0)
+            if self._auth is not None:
+                self._auth.stop()
+                self._auth = None
+            if self._own_context:
+                self._context.term()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Subscriber:
+    """SUB socket connected to a :class:`Publisher`; used by ``slr-listen`` and tests.
+
+    Not thread-safe: use it from one thread.
+
+    Args:
+        endpoint: the publisher's endpoint.
+        topics: topics to receive; empty means all of :data:`edge.protocol.TOPICS`.
+        rcvhwm: messages queued locally before ZeroMQ drops new ones.
+        curve_server_key: the publisher's public ``.key`` file; enables CURVE.
+        curve_client_key: this client's ``.key_secret`` file (required with ``curve_server_key``).
+    """
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        topics: Iterable[str] = (),
+        *,
+        rcvhwm: int = DEFAULT_RCVHWM,
+        curve_server_key: Path | str | None = None,
+        curve_client_key: Path | str | None = None,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.topics: tuple[str, ...] = tuple(check_topic(t) for t in topics) or TOPICS
+        if (curve_server_key is None) != (curve_client_key is None):
+            raise KeyFileError("CURVE needs both the server public key and the client secret key")
+        keys = None
+        if curve_server_key is not None and curve_client_key is not None:
+            server_public, _ = _load_key(curve_server_key, secret=False, role="CURVE server public")
+            keys = (server_public, *_load_key(curve_client_key, secret=True, role="CURVE client secret"))
+        self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
+        if keys is not None:
+            self._socket.curve_serverkey, self._socket.curve_publickey, self._socket.curve_secretkey = keys
+        for topic in self.topics:
+            self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode("ascii"))
+        self._socket.connect(endpoint)
+        self._poller = zmq.Poller()
+        self._poller.register(self._socket, zmq.POLLIN)
+
+    def recv(self, timeout_s: float | None = None) -> tuple[str, dict[str, Any]] | None:
+        """Next ``(topic, payload)`` on a subscribed topic, or None after ``timeout_s`` seconds.
+
+        ``timeout_s=None`` waits forever. Malformed messages raise
+        :class:`edge.protocol.ProtocolError` so callers can report them and keep going.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            remaining_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            if not self._poller.poll(remaining_ms):
+                return None
+            frames = self._socket.recv_multipart(flags=zmq.NOBLOCK)
+            # ZeroMQ filters by prefix, so a future "sign_x" topic would pass a "sign" subscription.
+            if frames and bytes(frames[0]).decode("ascii", "replace") not in self.topics:
+                continue
+            return decode(frames)
+
+    def close(self) -> None:
+        """Close the socket without lingering."""
+        self._socket.close(linger=0)
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,269 @@
+"""slr-listen as a user and a script see it: real subprocesses against a real publisher."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+import zmq.auth
+from rich.console import Console
+
+from edge.listen import confidence_style, main, render
+from edge.protocol import TOPICS, ModelInfo, Prediction, SignEvent, Status, TopKEntry, envelope
+from edge.publisher import Publisher
+
+LISTEN = [sys.executable, "-m", "edge.listen"]
+# Upper bound so a broken listener fails the test instead of hanging it; never asserted on.
+PROCESS_LIMIT_S = 60
+
+PREDICTION = Prediction(
+    top_k=[
+        TopKEntry("привет", 7, 0.81),
+        TopKEntry("спасибо", 3, 0.45),
+        TopKEntry("пока", 2, 0.2),
+        TopKEntry("да", 5, 0.1),
+        TopKEntry("нет", 6, 0.05),
+        TopKEntry("---", 0, 0.01),
+    ],
+    window_start=1.0,
+    window_end=5.25,
+    frames_used=97,
+    inference_ms=12.5,
+    resampled=True,
+    model="slovo-tiny",
+)
+SIGN = SignEvent(label="спасибо", index=3, prob=0.93, windows=3, window_start=1.0, window_end=6.0)
+STATUS = Status(
+    camera="lost",
+    source="/dev/video0",
+    capture_fps=0.0,
+    extraction_fps=0.0,
+    dropped_frames=4,
+    inference_p50_ms=11.0,
+    buffer_fill=64,
+    idle=True,
+    model=ModelInfo("slovo-tiny", "0123456789abcdef" * 4),
+    uptime_s=3725.0,
+    version="0.1.0",
+    state="idle",
+)
+
+
+class Feeder:
+    """Publishes the three messages in a loop until stopped (subscribers join late in ZeroMQ)."""
+
+    def __init__(self, publisher: Publisher, extra: list[tuple[str, dict]] | None = None) -> None:
+        self.publisher = publisher
+        self.extra = extra or []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for message in (PREDICTION, SIGN, STATUS):
+                self.publisher.send(message)
+            for topic, payload in self.extra:
+                self.publisher.publish(topic, payload)
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> Feeder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def publisher() -> Iterator[Publisher]:
+    with Publisher("tcp://127.0.0.1:0") as pub:
+        yield pub
+
+
+def run_listen(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*LISTEN, *args], capture_output=True, timeout=PROCESS_LIMIT_S, env=env)
+
+
+def test_json_mode_prints_count_lines_with_topic(publisher: Publisher) -> None:
+    with Feeder(publisher):
+        result = run_listen("--endpoint", publisher.endpoint, "--json", "--count", "3", "--timeout", "30")
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode("utf-8").splitlines()
+    assert len(lines) == 3
+    messages = [json.loads(line) for line in lines]
+    assert all(message["topic"] in TOPICS and message["v"] == 1 for message in messages)
+    assert "спасибо".encode() in result.stdout or "привет".encode() in result.stdout
+
+
+def test_json_mode_filters_topics_and_keeps_seq(publisher: Publisher) -> None:
+    with Feeder(publisher):
+        result = run_listen(
+            "--endpoint", publisher.endpoint, "--json", "--topic", "sign", "--count", "5", "--timeout", "30"
+        )
+    assert result.returncode == 0, result.stderr.decode()
+    messages = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [m["topic"] for m in messages] == ["sign"] * 5
+    assert [m["label"] for m in messages] == ["спасибо"] * 5
+    seqs = [m["seq"] for m in messages]
+    assert seqs == list(range(seqs[0], seqs[0] + 5))
+
+
+def test_json_lines_are_flushed_live_and_ctrl_c_exits_cleanly(publisher: Publisher) -> None:
+    with Feeder(publisher):
+        proc = subprocess.Popen(
+            [*LISTEN, "--endpoint", publisher.endpoint, "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            # Still running (no --count), so this line only arrives if it was flushed.
+            first = json.loads(proc.stdout.readline())
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=PROCESS_LIMIT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert first["topic"] in TOPICS
+    assert proc.returncode == 0
+    assert b"Traceback" not in stderr
+
+
+def test_sigterm_exits_cleanly(publisher: Publisher) -> None:
+    with Feeder(publisher):
+        proc = subprocess.Popen(
+            [*LISTEN, "--endpoint", publisher.endpoint, "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            proc.stdout.readline()
+            proc.terminate()
+            _, stderr = proc.communicate(timeout=PROCESS_LIMIT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0
+    assert b"Traceback" not in stderr
+
+
+def test_timeout_without_messages_exits_nonzero() -> None:
+    result = run_listen(
+        "--endpoint", "tcp://127.0.0.1:9", "--topic", "status", "--count", "1", "--timeout", "0.3"
+    )
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert b"no message" in result.stderr
+
+
+def test_human_mode_shows_russian_labels_signs_and_status(publisher: Publisher) -> None:
+    # A minimal locale, as under systemd or in a container: Russian must still come out as UTF-8.
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("LC_", "LANG"))}
+    env["LANG"] = "C.UTF-8"
+    with Feeder(publisher):
+        result = run_listen("--endpoint", publisher.endpoint, "--count", "6", "--timeout", "30", env=env)
+    assert result.returncode == 0, result.stderr.decode()
+    text = result.stdout.decode("utf-8")
+    assert "привет" in text and "спасибо" in text
+    assert "SIGN" in text
+    assert "camera lost" in text
+    assert "81.0%" in text
+
+
+def test_unknown_version_warns_and_still_prints() -> None:
+    # Publisher always stamps the current version, so a future publisher is a raw PUB socket.
+    future = envelope("sign", {"label": "новый", "shape": "unknown"}, seq=0, ts=0.0) | {"v": 2}
+    frames = [b"sign", json.dumps(future, ensure_ascii=False).encode()]
+    context = zmq.Context()
+    sock = context.socket(zmq.PUB)
+    sock.bind("tcp://127.0.0.1:*")
+    endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    stop = threading.Event()
+
+    def feed() -> None:
+        while not stop.is_set():
+            sock.send_multipart(frames)
+            stop.wait(0.02)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    try:
+        human = run_listen("--endpoint", endpoint, "--count", "2", "--timeout", "30")
+        scripted = run_listen("--endpoint", endpoint, "--json", "--count", "1", "--timeout", "30")
+    finally:
+        stop.set()
+        thread.join()
+        sock.close(linger=0)
+        context.term()
+    assert human.returncode == 0, human.stderr.decode()
+    assert human.stderr.decode().count("schema version 2") == 1
+    assert human.stdout.decode().count("новый") == 2
+    assert scripted.returncode == 0
+    assert json.loads(scripted.stdout)["v"] == 2
+    assert b"schema version 2" in scripted.stderr
+
+
+def test_render_prediction_shows_top5_with_bars() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=120, color_system=None)
+    render(console, "prediction", envelope("prediction", PREDICTION.to_payload(), seq=9, ts=0.0))
+    lines = buffer.getvalue().splitlines()
+    assert "#9" in lines[0] and "97 hand frames" in lines[0] and "resampled" in lines[0]
+    assert len(lines) == 6
+    assert lines[1].split()[0] == "привет" and lines[1].rstrip().endswith("81.0%")
+    assert "---" not in buffer.getvalue()
+    assert lines[1].count("█") > lines[2].count("█") > lines[3].count("█")
+
+
+def test_render_does_not_interpret_markup_in_labels() -> None:
+    buffer = io.StringIO()
+    sign = SignEvent(label="[bold]да[/bold]", index=1, prob=0.5, windows=2, window_start=0.0, window_end=1.0)
+    render(
+        Console(file=buffer, width=120, color_system=None),
+        "sign",
+        envelope("sign", sign.to_payload(), seq=0, ts=0),
+    )
+    assert "[bold]да[/bold]" in buffer.getvalue()
+
+
+def test_render_falls_back_to_json_for_odd_payloads() -> None:
+    buffer = io.StringIO()
+    render(
+        Console(file=buffer, width=200, color_system=None), "status", {"topic": "status", "v": 3, "камера": 1}
+    )
+    assert '"камера": 1' in buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("prob", "style"), [(0.95, "green"), (0.7, "green"), (0.69, "yellow"), (0.4, "yellow"), (0.39, "dim red")]
+)
+def test_confidence_colours(prob: float, style: str) -> None:
+    assert confidence_style(prob) == style
+
+
+def test_curve_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server_public, server_secret = zmq.auth.create_certificates(tmp_path, "server")
+    _, client_secret = zmq.auth.create_certificates(tmp_path, "client")
+    with Publisher("tcp://127.0.0.1:0", curve_secret_key=server_secret) as pub, Feeder(pub):
+        code = main(
+            [
+                "--endpoint", pub.endpoint, "--json", "--count", "1", "--timeout", "30",
+                "--curve-server-key", server_public, "--curve-client-key", client_secret,
+            ]
+        )  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["v"] == 1
+    code = main(["--curve-server-key", str(tmp_path / "missing.key"), "--curve-client-key", client_secret])
+    assert code == 2
+    assert "not found" in capsys.readouterr().err

@@ -1,0 +1,238 @@
+"""The message protocol: schemas, builders and two-frame encoding."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.protocol import (
+    ENVELOPE_FIELDS,
+    SCHEMA_VERSION,
+    TOPICS,
+    ErrorCounters,
+    ModelInfo,
+    Prediction,
+    ProtocolError,
+    SignEvent,
+    Status,
+    TopKEntry,
+    decode,
+    encode,
+    envelope,
+    load_schema,
+    validate,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_prediction() -> Prediction:
+    return Prediction(
+        top_k=[TopKEntry("привет", 7, 0.82), TopKEntry("спасибо", 3, 0.11), TopKEntry("---", 0, 0.07)],
+        window_start=12.5,
+        window_end=16.77,
+        frames_used=97,
+        inference_ms=14.2,
+        resampled=False,
+        model="slovo-mvit-tiny",
+    )
+
+
+def make_sign() -> SignEvent:
+    return SignEvent(label="привет", index=7, prob=0.91, windows=3, window_start=12.5, window_end=17.4)
+
+
+def make_status() -> Status:
+    return Status(
+        camera="ok",
+        source="/dev/video0",
+        capture_fps=30.0,
+        extraction_fps=28.4,
+        dropped_frames=12,
+        inference_p50_ms=None,
+        buffer_fill=128,
+        idle=False,
+        model=ModelInfo(name="slovo-mvit-tiny", sha256="ab" * 32),
+        uptime_s=61.5,
+        version="0.1.0",
+        state="running",
+        errors=ErrorCounters(extraction=1, inference=0, frames=2),
+    )
+
+
+MESSAGES = {"prediction": make_prediction, "sign": make_sign, "status": make_status}
+
+
+def full(topic: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    message = envelope(topic, MESSAGES[topic]().to_payload(), seq=5, ts=1_700_000_000.25)
+    message.update(overrides or {})
+    return message
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_schema_is_valid_draft_2020_12(topic: str) -> None:
+    schema = load_schema(topic)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["v"] == {**schema["properties"]["v"], "const": SCHEMA_VERSION}
+    assert schema["properties"]["topic"]["const"] == topic
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_builder_fields_are_exactly_the_schema_fields(topic: str) -> None:
+    schema = load_schema(topic)
+    assert set(schema["required"]) == set(schema["properties"])
+    assert set(full(topic)) == set(schema["properties"])
+    assert topic == MESSAGES[topic]().TOPIC
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_example_messages_validate(topic: str) -> None:
+    validate(topic, full(topic))
+
+
+def test_status_allows_null_p50_and_numbers() -> None:
+    validate("status", full("status", {"inference_p50_ms": None}))
+    validate("status", full("status", {"inference_p50_ms": 3.5}))
+
+
+@pytest.mark.parametrize(
+    ("topic", "change"),
+    [
+        ("prediction", {"v": 2}),
+        ("prediction", {"topic": "sign"}),
+        ("prediction", {"seq": -1}),
+        ("prediction", {"seq": 1.5}),
+        ("prediction", {"ts": "now"}),
+        ("prediction", {"top_k": []}),
+        ("prediction", {"top_k": [{"label": "а", "index": 0, "prob": 1.5}]}),
+        ("prediction", {"top_k": [{"label": "а", "index": -1, "prob": 0.5}]}),
+        ("prediction", {"top_k": [{"label": "а", "prob": 0.5}]}),
+        ("prediction", {"resampled": "no"}),
+        ("prediction", {"frames_used": -3}),
+        ("sign", {"windows": 0}),
+        ("sign", {"prob": -0.1}),
+        ("sign", {"label": None}),
+        ("status", {"camera": "broken"}),
+        ("status", {"state": "crashed"}),
+        ("status", {"buffer_fill": 129}),
+        ("status", {"inference_p50_ms": -1}),
+        ("status", {"model": {"name": "m", "sha256": "xyz"}}),
+        ("status", {"errors": {"extraction": 0, "inference": 0}}),
+        ("status", {"idle": 0}),
+    ],
+)
+def test_bad_messages_are_rejected(topic: str, change: dict[str, Any]) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        validate(topic, full(topic, change))
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+@pytest.mark.parametrize("field", ENVELOPE_FIELDS)
+def test_missing_envelope_field_is_rejected(topic: str, field: str) -> None:
+    message = full(topic)
+    del message[field]
+    with pytest.raises(jsonschema.ValidationError):
+        validate(topic, message)
+
+
+def test_envelope_overrides_body_and_sets_version() -> None:
+    message = envelope("sign", {"topic": "status", "v": 99, "label": "да"}, seq=3, ts=2.0)
+    assert message == {"topic": "sign", "v": SCHEMA_VERSION, "seq": 3, "ts": 2.0, "label": "да"}
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_encode_decode_round_trip(topic: str) -> None:
+    message = full(topic)
+    frames = encode(topic, message)
+    assert frames[0] == topic.encode("ascii")
+    assert decode(frames) == (topic, message)
+
+
+def test_russian_labels_travel_as_readable_utf8() -> None:
+    frames = encode("sign", full("sign"))
+    assert "привет".encode() in frames[1]
+    assert b"\\u" not in frames[1]
+
+
+@given(label=st.text(), prob=st.floats(0, 1), seq=st.integers(0, 2**53))
+def test_round_trip_any_label(label: str, prob: float, seq: int) -> None:
+    body = SignEvent(label=label, index=1, prob=prob, windows=2, window_start=0.0, window_end=1.0)
+    message = envelope("sign", body.to_payload(), seq=seq, ts=1.0)
+    assert decode(encode("sign", message)) == ("sign", message)
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload"),
+    [
+        ("predictions", {}),
+        ("sign", {"topic": "status"}),
+        ("sign", {"prob": float("nan")}),
+        ("sign", {"prob": float("inf")}),
+        ("sign", {"when": object()}),
+        ("sign", {"label": "\ud800"}),
+    ],
+)
+def test_encode_rejects(topic: str, payload: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError):
+        encode(topic, payload)
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        [b"sign"],
+        [b"sign", b"{}", b"{}"],
+        [b"sign", b"not json"],
+        [b"sign", b"[1, 2]"],
+        [b"sign", b"\xff\xfe"],
+        [b"\xd0\xb0", b"{}"],
+        [b"unknown", b"{}"],
+        [b"sign", b'{"topic": "status"}'],
+    ],
+)
+def test_decode_rejects_malformed_frames(frames: list[bytes]) -> None:
+    with pytest.raises(ProtocolError):
+        decode(frames)
+
+
+def test_load_schema_rejects_unknown_topic_and_returns_copies() -> None:
+    with pytest.raises(ProtocolError):
+        load_schema("../pyproject")
+    schema = load_schema("sign")
+    schema["required"].clear()
+    assert load_schema("sign")["required"]
+
+
+def test_status_payload_nests_model_and_errors() -> None:
+    payload = make_status().to_payload()
+    assert payload["model"] == {"name": "slovo-mvit-tiny", "sha256": "ab" * 32}
+    assert payload["errors"] == {"extraction": 1, "inference": 0, "frames": 2}
+    json.dumps(payload)
+
+
+def _doc_examples() -> list[dict[str, Any]]:
+    text = (REPO_ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```json\n(.*?)```", text, flags=re.S)
+    return [obj for obj in map(json.loads, blocks) if "topic" in obj and "v" in obj]
+
+
+def test_protocol_doc_examples_validate() -> None:
+    examples = _doc_examples()
+    assert sorted(example["topic"] for example in examples) == sorted(TOPICS)
+    for example in examples:
+        validate(example["topic"], example)
+
+
+def test_protocol_doc_embeds_the_current_schemas() -> None:
+    text = (REPO_ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, flags=re.S)]
+    schemas = [b for b in blocks if "$schema" in b]
+    assert schemas == [load_schema(topic) for topic in TOPICS]
