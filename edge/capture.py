@@ -1,0 +1,233 @@
+"""The capture thread: reads the source and always holds the newest frame for extraction.
+
+Extraction is slower than a camera (about 11 frames/s against 30 on a 2-core board), so frames
+must be dropped somewhere. Queueing them would grow memory and latency without bound; instead a
+one-slot :class:`LatestFrameBox` keeps only the newest frame and counts every overwritten one as
+dropped. A *file* is not real time, though: dropping its frames would only lose data, so for
+non-live sources the capture thread waits until extraction has taken the slot (the file is read
+at extraction speed and nothing is dropped).
+
+A live source that is missing at start or lost later is retried with exponential backoff
+(0.5 s doubling to 10 s) while the state reads "connecting" or "lost"; the daemon keeps running
+and recovers by itself. A file ends with state "eof" (or restarts with ``loop``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.sources import STREAM_SCHEMES, Frame, SourceError, VideoSource, open_source
+
+log = logging.getLogger(__name__)
+
+BACKOFF_INITIAL_S = 0.5
+BACKOFF_MAX_S = 10.0
+
+
+def is_live_spec(spec: str | int) -> bool:
+    """Whether ``spec`` names a live source (camera index, ``/dev/...``, stream URL) rather than a file.
+
+    Decided from the spec alone, because a camera that is unplugged at start must still be treated
+    as live (retry) while a missing file is an error (it will not appear by retrying).
+    """
+    if isinstance(spec, int):
+        return True
+    text = str(spec).strip()
+    return text.isdigit() or text.startswith("/dev/") or text.lower().startswith(STREAM_SCHEMES)
+
+
+class ThrottledLog:
+    """Log a recurring problem at most once per ``every_s`` seconds, with a count of the suppressed ones.
+
+    A camera unplugged for an hour or a model failing on every window must not flood the journal.
+    """
+
+    def __init__(self, logger: logging.Logger, every_s: float = 10.0) -> None:
+        self._log = logger
+        self._every = every_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, level: int, key: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._every:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return
+            self._last[key] = now
+            suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            message += f" ({suppressed} similar messages suppressed)"
+        self._log.log(level, message, *args)
+
+
+@dataclass(frozen=True)
+class CapturedFrame:
+    """A frame plus the wall-clock time it became available to extraction (for latency figures)."""
+
+    frame: Frame
+    available_at: float
+    connection: int  # increments on every (re)connection, so the daemon can clear stale buffers
+
+
+class LatestFrameBox:
+    """A one-slot mailbox between the capture thread and extraction.
+
+    ``drop_stale=True`` (live sources): ``put`` overwrites an unconsumed frame and counts it in
+    :attr:`dropped`. ``drop_stale=False`` (files): ``put`` waits until the slot is empty.
+    """
+
+    def __init__(self, drop_stale: bool) -> None:
+        self.drop_stale = drop_stale
+        self.dropped = 0
+        self._cond = threading.Condition()
+        self._item: CapturedFrame | None = None
+        self._finished = False  # no more frames will come (EOF or shutdown)
+
+    def put(self, item: CapturedFrame) -> bool:
+        """Offer a frame; False if the box was finished meanwhile (the frame is discarded)."""
+        with self._cond:
+            if not self.drop_stale:
+                self._cond.wait_for(lambda: self._item is None or self._finished)
+            if self._finished:
+                return False
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float) -> CapturedFrame | None:
+        """The newest frame, or None after ``timeout`` seconds or once finished and empty."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is not None or self._finished, timeout)
+            item, self._item = self._item, None
+            self._cond.notify_all()
+            return item
+
+    def finish(self) -> None:
+        """No more frames: wake every waiter (frames already in the slot can still be taken)."""
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        with self._cond:
+            return self._finished and self._item is None
+
+
+class CaptureThread(threading.Thread):
+    """Reads frames into a :class:`LatestFrameBox`; reconnects live sources; stops at EOF or :meth:`stop`.
+
+    Args:
+        spec: the source (file path, ``/dev/videoN``, index, URL).
+        box: where frames go; its ``drop_stale`` should be ``is_live_spec(spec)``.
+        source: an already opened source (the daemon opens files up front to fail fast), or None.
+        loop: restart a file at its end.
+        opener: :func:`edge.sources.open_source`; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        spec: str | int,
+        box: LatestFrameBox,
+        *,
+        source: VideoSource | None = None,
+        loop: bool = False,
+        opener: Callable[..., VideoSource] = open_source,
+        backoff_initial_s: float = BACKOFF_INITIAL_S,
+        backoff_max_s: float = BACKOFF_MAX_S,
+    ) -> None:
+        super().__init__(name="capture", daemon=True)
+        self.spec = spec
+        self.box = box
+        self.loop = loop
+        self._opener = opener
+        self._source = source
+        self._backoff = (backoff_initial_s, backoff_max_s)
+        self._stop_event = threading.Event()
+        self._throttled = ThrottledLog(log)
+        self.state = "ok" if source is not None else "connecting"
+        self.captured = 0
+        self.bad_frames = 0
+        self.connection = 1 if source is not None else 0
+        self.fps: float | None = source.fps if source is not None else None
+
+    def stop(self) -> None:
+        """Ask the thread to end; wakes it from backoff sleeps and from waiting on the box."""
+        self._stop_event.set()
+        self.box.finish()
+
+    def run(self) -> None:
+        delay = self._backoff[0]
+        try:
+            while not self._stop_event.is_set():
+                if self._source is None:
+                    if not self._connect():
+                        self._stop_event.wait(delay)
+                        delay = min(delay * 2, self._backoff[1])
+                        continue
+                    delay = self._backoff[0]
+                if not self._read_one():
+                    break
+        except Exception as exc:  # never let the thread die silently; the daemon sees state "lost"
+            log.error("capture thread failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            self.state = "lost"
+        finally:
+            self._close_source()
+            self.box.finish()
+
+    def _connect(self) -> bool:
+        try:
+            self._source = self._opener(self.spec, loop=self.loop)
+        except SourceError as exc:
+            self._throttled(logging.WARNING, "open", "%s; retrying", exc)
+            return False
+        self.fps = self._source.fps
+        self.connection += 1
+        log.info("source %s %s", self.spec, "reconnected" if self.connection > 1 else "opened")
+        self.state = "ok"
+        return True
+
+    def _read_one(self) -> bool:
+        """Read and offer one frame; False when the thread should end (EOF, box finished)."""
+        assert self._source is not None
+        try:
+            frame = self._source.read()
+        except SourceError as exc:  # SourceLost: reopen with backoff
+            log.warning("%s", exc)
+            self.state = "lost"
+            self._close_source()
+            return True
+        if frame is None:
+            log.info("end of %s after %d frames", self.spec, self.captured)
+            self.state = "eof"
+            return False
+        if not _valid_rgb(frame.rgb):
+            self.bad_frames += 1
+            self._throttled(logging.WARNING, "bad", "bad frame %d from %s skipped", frame.index, self.spec)
+            return True
+        self.captured += 1
+        return self.box.put(CapturedFrame(frame, time.time(), self.connection))
+
+    def _close_source(self) -> None:
+        if self._source is not None:
+            with contextlib.suppress(Exception):  # closing a broken capture must not mask the original error
+                self._source.close()
+            self._source = None
+
+
+def _valid_rgb(rgb: object) -> bool:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8:
+        return False
+    return rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.size > 0

@@ -1,0 +1,544 @@
+"""The ``slr-edge run`` pipeline: capture → extraction → ring buffer → inference → ZeroMQ.
+
+Threads, one job each (the device has 2 cores; extraction and inference must overlap):
+
+* **capture** (:class:`edge.capture.CaptureThread`): reads the source into a one-slot box that
+  always holds the newest frame (live sources drop stale frames; files are paced, never dropped).
+* **main** (:meth:`Daemon.run`): Holistic extraction → ring buffer; every ``stride`` frames, if the
+  window holds hands and the scene is not idle, hands the window to inference; pings the systemd
+  watchdog only while it makes progress, so a hung pipeline gets restarted.
+* **inference** (:class:`InferenceWorker`): a one-slot queue; if it is still busy when a new
+  window comes, the newer window replaces the pending one (counted as skipped), so inference can
+  never stall capture or extraction. Preprocesses (optionally resampling to the model's fps),
+  runs ONNX Runtime, publishes ``prediction`` and ``sign``.
+* **status** (:class:`StatusThread`): publishes ``status`` every ``status_interval_s``.
+
+Publishing goes straight through :class:`edge.publisher.Publisher`, which serialises its socket
+with a lock and never blocks (a stalled subscriber only loses its own messages).
+
+systemd (``Type=notify``): ``READY=1`` after the first frame is processed, or as soon as the
+pipeline is up and waiting for a camera that is not there yet (restarting cannot make a camera
+appear, and the unit must not fail its start timeout over it); ``WATCHDOG=1`` from the main loop
+only while frames are being extracted or the capture is legitimately waiting (connecting, lost,
+end of file), so a hung extraction or a camera that silently stops delivering gets restarted;
+``STATUS=`` mirrors each status message; ``STOPPING=1`` on shutdown.
+
+Failure policy: everything that can be checked before start (config, model, a file source,
+the endpoint) fails fast with a one-line error and exit code 2; everything that goes wrong while
+running (a bad frame, an extraction or inference error, a camera unplugged) is logged
+(rate-limited), counted in ``status`` and survived.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from types import FrameType
+from typing import Protocol
+
+import numpy as np
+
+from edge import __version__
+from edge.capture import CapturedFrame, CaptureThread, LatestFrameBox, ThrottledLog, is_live_spec
+from edge.config import ConfigError, DaemonConfig
+from edge.decisions import IdleTracker, SignDecider, softmax, top_k
+from edge.inference import EdgeModel, load_model
+from edge.layout import has_hands
+from edge.preprocess import preprocess
+from edge.protocol import ErrorCounters, ModelInfo, Prediction, SignEvent, Status, TopKEntry
+from edge.resample import needs_resampling, resample_window
+from edge.ring_buffer import KeypointRingBuffer
+from edge.sdnotify import SystemdNotifier
+from edge.sources import SourceError, VideoSource, open_source
+
+log = logging.getLogger(__name__)
+
+#: Shutdown budget per thread join; the sum stays well under systemd's and the tests' 2 s.
+JOIN_TIMEOUT_S = 0.5
+#: How long an ended file waits for its last window's inference before exiting.
+DRAIN_TIMEOUT_S = 30.0
+LATENCY_SAMPLES = 200
+#: Niceness added to the inference thread (see :func:`_lower_priority`).
+INFERENCE_NICENESS = 5
+
+
+class Extractor(Protocol):
+    """What the main loop needs from :class:`edge.holistic.HolisticExtractor` (tests script it)."""
+
+    def extract(self, rgb: np.ndarray) -> np.ndarray: ...
+    def reset(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class WindowJob:
+    """A copy of the buffer handed to inference, plus when its newest frame reached extraction."""
+
+    raw: np.ndarray
+    ts: np.ndarray
+    available_at: float
+
+
+def _lower_priority(niceness: int) -> None:
+    """Make the calling thread yield the CPU to extraction when both want it (Linux: per-thread nice).
+
+    On 2 cores, capture decoding, MediaPipe and ONNX Runtime (intra-op 1: it computes in this
+    thread) compete. A late prediction costs little; a late extraction loses frames for every
+    later window. Raising niceness needs no privilege; where it is unsupported nothing happens.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError) as exc:  # not Linux, or a sandbox that forbids it
+        log.debug("cannot lower inference priority: %s", exc)
+
+
+def _percentile(values: deque[float], q: float) -> float | None:
+    return float(np.percentile(np.fromiter(values, float), q)) if values else None
+
+
+class InferenceWorker(threading.Thread):
+    """Runs the model on the newest submitted window and publishes the results."""
+
+    def __init__(self, model: EdgeModel, publisher: object, config: DaemonConfig) -> None:
+        super().__init__(name="inference", daemon=True)
+        self.model = model
+        self.publisher = publisher
+        self.config = config
+        self.decider = SignDecider(config.threshold, config.consecutive)
+        self.errors = 0
+        self.skipped = 0
+        self.completed = 0
+        self.signs = 0
+        self.inference_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        #: Wall time from the window's newest frame reaching extraction to its prediction being sent.
+        self.publish_latency_ms: deque[float] = deque(maxlen=10_000)
+        self._cond = threading.Condition()
+        self._pending: WindowJob | None = None
+        self._busy = False
+        self._stopping = False
+        self._reset_requested = False
+        self._throttled = ThrottledLog(log)
+
+    def submit(self, job: WindowJob) -> None:
+        """Queue ``job``; a job still pending is replaced (and counted as skipped)."""
+        with self._cond:
+            if self._pending is not None:
+                self.skipped += 1
+            self._pending = job
+            self._cond.notify_all()
+
+    def reset_decisions(self) -> None:
+        """A window without hands (or idle): the next decision streak starts from scratch."""
+        with self._cond:
+            self._reset_requested = True
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until nothing is pending or running; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: (self._pending is None and not self._busy) or self._stopping, timeout
+            )
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._pending = None
+            self._cond.notify_all()
+
+    @property
+    def p50_ms(self) -> float | None:
+        return _percentile(self.inference_ms, 50)
+
+    def run(self) -> None:
+        _lower_priority(INFERENCE_NICENESS)
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending is not None or self._stopping)
+                if self._stopping:
+                    return
+                job, self._pending, self._busy = self._pending, None, True
+                reset, self._reset_requested = self._reset_requested, False
+            try:
+                if reset:
+                    self.decider.reset()
+                self._process(job)
+            except Exception as exc:  # a failed window is counted, never fatal
+                self.errors += 1
+                self._throttled(logging.ERROR, "infer", "inference failed: %s", exc)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _process(self, job: WindowJob) -> None:
+        raw, ts = job.raw, job.ts
+        resampled = self.config.resample and needs_resampling(ts, self.model.fps)
+        if resampled:
+            raw, ts = resample_window(raw, ts, self.model.fps, self.model.window)
+        frames, idx = preprocess(raw, self.model.window)
+        started = time.perf_counter()
+        logits = self.model.predict(frames, idx)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        probs = softmax(logits)
+        if not np.isfinite(probs).all():
+            raise ValueError("model produced non-finite logits")
+        ranked = top_k(probs, self.model.labels, self.config.top_k)
+        start, end = float(ts[0]), float(ts[-1])
+        prediction = Prediction(
+            top_k=[TopKEntry(r.label, r.index, round(r.prob, 6)) for r in ranked],
+            window_start=round(start, 4),
+            window_end=round(end, 4),
+            frames_used=int(has_hands(raw).sum()),
+            inference_ms=round(elapsed_ms, 3),
+            resampled=bool(resampled),
+            model=self.model.name,
+        )
+        self.publisher.send(prediction)
+        self.publish_latency_ms.append((time.time() - job.available_at) * 1000.0)
+        self.inference_ms.append(elapsed_ms)
+        self.completed += 1
+        decision = self.decider.update(ranked[0], True, start, end)
+        if decision is not None:
+            self.signs += 1
+            log.info("sign %s (p=%.2f, %d windows)", decision.label, decision.prob, decision.windows)
+            self.publisher.send(
+                SignEvent(
+                    label=decision.label,
+                    index=decision.index,
+                    prob=round(decision.prob, 6),
+                    windows=decision.windows,
+                    window_start=round(decision.window_start, 4),
+                    window_end=round(decision.window_end, 4),
+                )
+            )
+
+
+class StatusThread(threading.Thread):
+    """Publishes the daemon's :meth:`Daemon.status` every ``interval`` seconds (and mirrors it to systemd)."""
+
+    def __init__(self, daemon_: Daemon, interval: float) -> None:
+        super().__init__(name="status", daemon=True)
+        self._daemon = daemon_
+        self._interval = interval
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self._daemon.publish_status()
+            except Exception as exc:  # a status message must never take the daemon down
+                log.error("status publishing failed: %s", exc)
+            self._stop_event.wait(self._interval)
+
+
+class _Rate:
+    """Events per second between successive :meth:`update` calls."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._at = time.monotonic()
+        self.value = 0.0
+
+    def update(self, count: int) -> float:
+        now = time.monotonic()
+        if now - self._at >= 0.2:
+            self.value = (count - self._count) / (now - self._at)
+            self._count, self._at = count, now
+        return self.value
+
+
+class Daemon:
+    """Owns the pipeline's threads and state; construct with :func:`build_daemon`, then :meth:`run`."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        model: EdgeModel,
+        extractor: Extractor,
+        publisher: object,
+        source: VideoSource | None,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.extractor = extractor
+        self.publisher = publisher
+        self.notifier = notifier or SystemdNotifier()
+        self.live = is_live_spec(config.source)
+        self.box = LatestFrameBox(drop_stale=self.live)
+        self.capture = CaptureThread(config.source, self.box, source=source, loop=config.loop)
+        self.worker = InferenceWorker(model, publisher, config)
+        self.status_thread = StatusThread(self, config.status_interval_s)
+        self.buffer = KeypointRingBuffer(model.window)
+        self.idle = IdleTracker(config.idle_after_s)
+        self.stop_event = threading.Event()
+        self.state = "starting"
+        self.extracted = 0
+        self.extraction_errors = 0
+        self.started_at = time.monotonic()
+        self._status_lock = threading.Lock()
+        self._capture_rate = _Rate()
+        self._extract_rate = _Rate()
+        self._throttled = ThrottledLog(log)
+        self._connection = 0
+        self._ready_sent = False
+        self._first_frame_at: float | None = None
+        self._last_frame_at: float | None = None
+
+    # -- control ----------------------------------------------------------------------------
+
+    def request_stop(self, reason: str = "") -> None:
+        """Ask the pipeline to stop (signal handlers call this); returns at once."""
+        if not self.stop_event.is_set():
+            log.info("stopping%s", f" ({reason})" if reason else "")
+        self.stop_event.set()
+        self.box.finish()
+        self.worker.stop()  # also ends a drain at the end of a file at once
+
+    def status(self) -> Status:
+        """A snapshot of the daemon's health for the ``status`` topic."""
+        with self._status_lock:
+            capture_fps = self._capture_rate.update(self.capture.captured)
+            extraction_fps = self._extract_rate.update(self.extracted)
+        p50 = self.worker.p50_ms
+        return Status(
+            camera=self.capture.state,  # type: ignore[arg-type]
+            source=str(self.config.source),
+            capture_fps=round(max(0.0, capture_fps), 3),
+            extraction_fps=round(max(0.0, extraction_fps), 3),
+            dropped_frames=self.box.dropped,
+            inference_p50_ms=None if p50 is None else round(p50, 3),
+            buffer_fill=self.buffer.fill,
+            idle=self.idle.idle,
+            model=ModelInfo(self.model.name, self.model.sha256),
+            uptime_s=round(time.monotonic() - self.started_at, 3),
+            version=__version__,
+            state=self.state,  # type: ignore[arg-type]
+            errors=ErrorCounters(
+                extraction=self.extraction_errors,
+                inference=self.worker.errors,
+                frames=self.capture.bad_frames,
+            ),
+        )
+
+    def publish_status(self) -> None:
+        status = self.status()
+        self.publisher.send(status)
+        self.notifier.status(
+            f"{status.state}, camera {status.camera}, {status.extraction_fps:.1f} frames/s extracted, "
+            f"{status.dropped_frames} dropped, inference p50 "
+            f"{'-' if status.inference_p50_ms is None else f'{status.inference_p50_ms:.0f} ms'}"
+        )
+
+    # -- main loop --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until a stop request or the end of a file; returns the exit code (0; 1 if capture died)."""
+        self.worker.start()
+        self.capture.start()
+        self.status_thread.start()
+        watchdog = self.notifier.watchdog_interval()
+        last_ping = 0.0
+        pinged_progress = 0
+        code = 0
+        try:
+            while not self.stop_event.is_set():
+                item = self.box.get(timeout=0.2)
+                if item is not None:
+                    self._process(item)
+                elif self.box.finished:  # EOF (or capture ended): flush the last window, then stop
+                    if not self._finish_file():
+                        code = 1  # the capture thread died: let the supervisor restart us
+                    break
+                if not self._ready_sent and self.capture.state in ("connecting", "lost"):
+                    # Up and waiting for a camera: tell systemd we started (it can't help by restarting).
+                    self._send_ready()
+                if watchdog is not None and time.monotonic() - last_ping >= watchdog / 2:
+                    waiting = self.capture.state != "ok"
+                    if self.extracted > pinged_progress or waiting:
+                        self.notifier.watchdog()
+                        last_ping, pinged_progress = time.monotonic(), self.extracted
+        finally:
+            self._shutdown()
+        return code
+
+    def _send_ready(self) -> None:
+        self._ready_sent = True
+        self.notifier.ready()
+        log.info("ready: publishing on %s", getattr(self.publisher, "endpoint", self.config.endpoint))
+
+    def _process(self, item: CapturedFrame) -> None:
+        frame = item.frame
+        if item.connection != self._connection:
+            if self._connection:  # a reconnect: never mix the old scene's frames with the new one's
+                self.buffer.clear()
+                self.extractor.reset()
+                self.worker.reset_decisions()
+            self._connection = item.connection
+        try:
+            kp = self.extractor.extract(frame.rgb)
+        except Exception as exc:
+            self.extraction_errors += 1
+            self._throttled(logging.WARNING, "extract", "extraction failed on frame %d: %s", frame.index, exc)
+            return
+        self.buffer.append(kp, frame.timestamp)
+        self.extracted += 1
+        if self._first_frame_at is None:
+            self._first_frame_at = time.monotonic()
+        self._last_frame_at = time.monotonic()
+        idle = self.idle.update(self.buffer.last_has_hands, frame.timestamp)
+        self.state = "idle" if idle else "running"
+        if not self._ready_sent:
+            self._send_ready()
+        if self.extracted % self.config.stride == 0:
+            self._offer_window(item.available_at)
+
+    def _offer_window(self, available_at: float) -> bool:
+        if self.idle.idle or self.buffer.hand_frames == 0:
+            self.worker.reset_decisions()
+            return False
+        raw, ts = self.buffer.window()
+        self.worker.submit(WindowJob(raw, ts, available_at))
+        return True
+
+    def _finish_file(self) -> bool:
+        """At the end of a file: infer on the last frames, wait for it; False if capture ended otherwise."""
+        if self.stop_event.is_set():
+            return True
+        if self.capture.state != "eof":
+            log.error("capture ended unexpectedly (camera %s)", self.capture.state)
+            return False
+        if self.extracted % self.config.stride and self._last_frame_at is not None:
+            self._offer_window(time.time())
+        if not self.worker.drain(DRAIN_TIMEOUT_S):
+            log.warning("last window still running after %.0f s; exiting anyway", DRAIN_TIMEOUT_S)
+        log.info(
+            "end of input: %d frames extracted, %d windows inferred", self.extracted, self.worker.completed
+        )
+        return True
+
+    def _shutdown(self) -> None:
+        """Bounded shutdown: every join has a timeout, sockets close without lingering."""
+        self.state = "stopping"
+        self.notifier.stopping()
+        self.capture.stop()
+        self.worker.stop()
+        self.status_thread.stop()
+        try:
+            self.publish_status()
+        except Exception as exc:
+            log.debug("final status not sent: %s", exc)
+        for thread in (self.capture, self.worker, self.status_thread):
+            thread.join(JOIN_TIMEOUT_S)
+            if thread.is_alive():
+                log.warning("%s thread did not stop within %.1f s", thread.name, JOIN_TIMEOUT_S)
+        time.sleep(0.1)  # let ZeroMQ's I/O thread hand the last messages to the kernel
+        try:
+            self.extractor.close()
+        finally:
+            self.publisher.close()  # type: ignore[attr-defined]
+        self._log_summary()
+
+    def _log_summary(self) -> None:
+        elapsed = (
+            (self._last_frame_at - self._first_frame_at)
+            if self._first_frame_at is not None and self._last_frame_at is not None
+            else 0.0
+        )
+        fps = (self.extracted - 1) / elapsed if elapsed > 0 else 0.0
+        lat = self.worker.publish_latency_ms
+        p50, p95 = _percentile(lat, 50), _percentile(lat, 95)
+        log.info(
+            "summary: frames=%d extraction_fps=%.2f windows=%d skipped=%d signs=%d dropped=%d "
+            "errors(extraction=%d inference=%d frames=%d) publish_latency_ms(p50=%s p95=%s)",
+            self.extracted,
+            fps,
+            self.worker.completed,
+            self.worker.skipped,
+            self.worker.signs,
+            self.box.dropped,
+            self.extraction_errors,
+            self.worker.errors,
+            self.capture.bad_frames,
+            "-" if p50 is None else f"{p50:.1f}",
+            "-" if p95 is None else f"{p95:.1f}",
+        )
+
+
+def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) -> Daemon:
+    """Load and open everything that can fail fast, in order: model, file source, extractor, socket.
+
+    Raises :class:`edge.inference.ModelError`, :class:`edge.sources.SourceError`,
+    :class:`edge.config.ConfigError` (endpoint) or ``ExtractorError`` with one-line messages;
+    whatever was opened before the failure is closed again.
+    """
+    model = load_model(config.model, threads=config.threads)
+    log.info(
+        "model %s: %d classes, window %d, %.0f fps, sha256 %s",
+        model.name,
+        len(model.labels),
+        model.window,
+        model.fps,
+        model.sha256[:12],
+    )
+    source: VideoSource | None = None
+    if is_live_spec(config.source):
+        try:
+            source = open_source(config.source)
+        except SourceError as exc:
+            log.warning("%s; will keep retrying", exc)
+    else:
+        source = open_source(config.source, loop=config.loop)  # a missing/corrupt file is fatal
+    extractor = None
+    try:
+        from edge.holistic import HolisticExtractor
+
+        extractor = HolisticExtractor(model_complexity=config.model_complexity)
+        publisher = _open_publisher(config)
+    except BaseException:
+        if extractor is not None:
+            extractor.close()
+        if source is not None:
+            source.close()
+        raise
+    return Daemon(config, model, extractor, publisher, source, notifier)
+
+
+def _open_publisher(config: DaemonConfig) -> object:
+    import zmq
+
+    from edge.publisher import KeyFileError, Publisher
+
+    try:
+        return Publisher(
+            config.endpoint,
+            curve_secret_key=config.curve_secret_key,
+            curve_authorized_dir=config.curve_authorized_dir,
+        )
+    except KeyFileError as exc:
+        raise ConfigError(str(exc)) from None
+    except zmq.ZMQError as exc:
+        raise ConfigError(f"cannot bind {config.endpoint}: {exc}") from None
+
+
+def run_daemon(config: DaemonConfig) -> int:
+    """Build the daemon, install SIGTERM/SIGINT handlers and run it; returns the exit code."""
+    daemon = build_daemon(config)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        daemon.request_stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return daemon.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

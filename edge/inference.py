@@ -1,0 +1,223 @@
+"""Load an exported ``.onnx`` model, check it against the contract, and run it with ONNX Runtime.
+
+The ``.onnx`` file is everything the device gets, so it is checked once, at load, before any
+thread starts: a wrong or damaged file must be a one-line :class:`ModelError` (exit code 2), not
+a failure an hour into the run. A warm-up inference on a zero window checks that the output size
+matches the labels and takes the first-run cost out of the latency figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.layout import LAYOUT_NAME, NUM_MODEL_ROWS
+from edge.model_contract import (
+    DEFAULT_FPS,
+    INPUT_FRAME_IDX,
+    INPUT_FRAMES,
+    META_FPS,
+    META_LABELS,
+    META_LAYOUT,
+    META_SOURCE_SHA256,
+    META_WINDOW,
+    OUTPUT_LOGITS,
+    REQUIRED_METADATA,
+)
+
+
+class ModelError(RuntimeError):
+    """The model file cannot be used; the message is one line naming the file and the problem."""
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Lowercase hex sha256 of a file, read in chunks (models can be 100+ MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class EdgeModelInfo:
+    """What the daemon reports about its model (status messages, ``slr-edge check-model``)."""
+
+    name: str
+    path: str
+    sha256: str
+    source_sha256: str
+    labels: tuple[str, ...]
+    window: int
+    fps: float
+    layout: str
+    metadata: dict[str, str]
+
+
+class EdgeModel:
+    """An ONNX Runtime session plus the metadata the daemon needs to feed and read it."""
+
+    def __init__(self, session: Any, info: EdgeModelInfo) -> None:
+        self._session = session
+        self.info = info
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.info.labels
+
+    @property
+    def window(self) -> int:
+        return self.info.window
+
+    @property
+    def fps(self) -> float:
+        return self.info.fps
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the ``.onnx`` file itself (what status messages report)."""
+        return self.info.sha256
+
+    @property
+    def source_sha256(self) -> str:
+        """sha256 of the checkpoint the model was exported from (``slr.source_sha256``)."""
+        return self.info.source_sha256
+
+    def predict_batch(self, frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Logits ``[B, C]`` for ``frames [B, window, 92, 3]`` and ``idx [B, window]``."""
+        frames = np.ascontiguousarray(frames, dtype=np.float32)
+        idx = np.ascontiguousarray(idx, dtype=np.float32)
+        expected = (self.window, NUM_MODEL_ROWS, 3)
+        if frames.ndim != 4 or frames.shape[1:] != expected or idx.shape != frames.shape[:2]:
+            raise ValueError(
+                f"expected frames [B, {self.window}, 92, 3] and idx [B, {self.window}], "
+                f"got {frames.shape} and {idx.shape}"
+            )
+        (logits,) = self._session.run([OUTPUT_LOGITS], {INPUT_FRAMES: frames, INPUT_FRAME_IDX: idx})
+        return np.asarray(logits)
+
+    def predict(self, frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Logits ``[C]`` for one preprocessed window ``frames [window, 92, 3]``, ``idx [window]``."""
+        return self.predict_batch(frames[None], idx[None])[0]
+
+
+def _dims_ok(shape: list[Any], expected: tuple[int, ...]) -> bool:
+    """Shape of an ORT input ``[batch?, ...]``: the first dim may be symbolic, the rest must match."""
+    if len(shape) != len(expected) + 1:
+        return False
+    return all(not isinstance(got, int) or got == want for got, want in zip(shape[1:], expected, strict=True))
+
+
+def _parse_metadata(path: Path, meta: dict[str, str]) -> tuple[tuple[str, ...], int, float, str]:
+    missing = [key for key in REQUIRED_METADATA if key not in meta]
+    if missing:
+        raise ModelError(
+            f"model {path} lacks metadata {', '.join(missing)} (was it exported with slr-export?)"
+        )
+    try:
+        labels = json.loads(meta[META_LABELS])
+    except ValueError:
+        raise ModelError(f"model {path}: {META_LABELS} is not valid JSON") from None
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise ModelError(f"model {path}: {META_LABELS} must be a non-empty JSON list of strings")
+    try:
+        window = int(meta[META_WINDOW])
+        fps = float(meta.get(META_FPS) or DEFAULT_FPS)
+    except ValueError:
+        raise ModelError(
+            f"model {path}: {META_WINDOW}/{META_FPS} must be numbers, got "
+            f"{meta[META_WINDOW]!r}/{meta.get(META_FPS)!r}"
+        ) from None
+    if window < 1 or not math.isfinite(fps) or fps <= 0:
+        raise ModelError(f"model {path}: invalid {META_WINDOW}={window} or {META_FPS}={fps}")
+    if meta[META_LAYOUT] != LAYOUT_NAME:
+        raise ModelError(
+            f"model {path} was exported for layout {meta[META_LAYOUT]!r}, this runtime has {LAYOUT_NAME!r}"
+        )
+    return tuple(labels), window, fps, meta[META_LAYOUT]
+
+
+def load_model(path: str | Path, threads: int = 1) -> EdgeModel:
+    """Open and validate ``path``; raise :class:`ModelError` with a one-line reason if it is unusable."""
+    import onnxruntime as ort  # deferred: `slr-edge --help` should not pay for it
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model file {path} does not exist")
+    if not path.is_file():
+        raise ModelError(f"model path {path} is not a file")
+    try:
+        sha256 = file_sha256(path)
+    except OSError as exc:
+        raise ModelError(f"model file {path} cannot be read: {exc.strerror or exc}") from None
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # ORT's own warnings would bypass our logging
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises several types (Fail, InvalidProtobuf, ...) for bad files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"model file {path} is not a usable ONNX model (truncated or corrupt?): {reason[:200]}"
+        ) from None
+
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    labels, window, fps, layout = _parse_metadata(path, meta)
+
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    if set(inputs) != {INPUT_FRAMES, INPUT_FRAME_IDX}:
+        raise ModelError(
+            f"model {path} has inputs {sorted(inputs)}, expected {[INPUT_FRAMES, INPUT_FRAME_IDX]}"
+        )
+    if not _dims_ok(inputs[INPUT_FRAMES], (window, NUM_MODEL_ROWS, 3)):
+        raise ModelError(
+            f"model {path}: input {INPUT_FRAMES} has shape {inputs[INPUT_FRAMES]}, "
+            f"expected [batch, {window}, {NUM_MODEL_ROWS}, 3]"
+        )
+    if not _dims_ok(inputs[INPUT_FRAME_IDX], (window,)):
+        raise ModelError(
+            f"model {path}: input {INPUT_FRAME_IDX} has shape {inputs[INPUT_FRAME_IDX]}, "
+            f"expected [batch, {window}]"
+        )
+    if OUTPUT_LOGITS not in outputs:
+        raise ModelError(f"model {path} has outputs {sorted(outputs)}, expected {OUTPUT_LOGITS!r}")
+
+    info = EdgeModelInfo(
+        name=path.stem,
+        path=str(path),
+        sha256=sha256,
+        source_sha256=meta[META_SOURCE_SHA256],
+        labels=labels,
+        window=window,
+        fps=fps,
+        layout=layout,
+        metadata=meta,
+    )
+    model = EdgeModel(session, info)
+    try:
+        logits = model.predict(
+            np.zeros((window, NUM_MODEL_ROWS, 3), np.float32), np.arange(window, dtype=np.float32)
+        )
+    except Exception as exc:
+        raise ModelError(f"model {path} fails on a test window: {str(exc).splitlines()[0][:200]}") from None
+    if logits.shape != (len(labels),):
+        raise ModelError(
+            f"model {path} outputs {logits.shape[-1] if logits.ndim else 0} classes "
+            f"but {META_LABELS} lists {len(labels)} labels"
+        )
+    return model

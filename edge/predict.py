@@ -1,0 +1,238 @@
+"""``slr-predict``: classify one clip (a video file, or a few seconds from a camera) and print the top-k.
+
+A one-shot check that a model and a camera work, before deploying the daemon: same extractor,
+same preprocessing, same model loading, but the whole clip is one window. When the clip's frame
+rate differs from the model's (a camera at 15 fps, or extraction slower than the camera) the
+keypoints are resampled to the model's rate first, exactly as the daemon does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+
+EPILOG = """\
+examples:
+  slr-predict clip.mp4 --model slovo.onnx
+  slr-predict clip.mp4 --model slovo.onnx --json --top-k 3
+  slr-predict --camera --seconds 3 --model slovo.onnx          # /dev/video0, after a 3-2-1 countdown
+  slr-predict --camera /dev/video2 --seconds 4 --model slovo.onnx
+
+exit codes: 0 result printed (also when no hands were found: a warning says so),
+            2 missing/corrupt video, unusable model, camera not available; 1 unexpected error
+"""
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """What ``slr-predict`` reports for one clip."""
+
+    source: str
+    model: str
+    frames: int
+    hand_frames: int
+    clip_fps: float | None
+    resampled: bool
+    top_k: list[dict[str, object]]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "model": self.model,
+            "frames": self.frames,
+            "hand_frames": self.hand_frames,
+            "clip_fps": None if self.clip_fps is None else round(self.clip_fps, 3),
+            "resampled": self.resampled,
+            "top_k": self.top_k,
+        }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slr-predict",
+        description="Recognise the sign in one video clip (or a short camera recording) "
+        "and print the top classes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("video", nargs="?", help="video file (mp4, avi, mov, mkv, webm, gif)")
+    parser.add_argument("--model", required=True, metavar="ONNX", help="model exported by slr-export")
+    parser.add_argument(
+        "--camera",
+        nargs="?",
+        const="/dev/video0",
+        metavar="DEVICE",
+        help="record from a camera instead (default /dev/video0)",
+    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="camera recording length (default 3)")
+    parser.add_argument(
+        "--countdown", type=int, default=3, help="seconds of countdown before recording (default 3)"
+    )
+    parser.add_argument("--top-k", type=int, default=5, help="classes to print (default 5)")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def _extract_file(
+    source: object, extractor: object, progress: bool
+) -> tuple[np.ndarray, np.ndarray, float | None]:
+    from tqdm import tqdm
+
+    frames, stamps = [], []
+    with source:  # type: ignore[attr-defined]
+        for frame in tqdm(source, desc="extracting", unit="frame", disable=not progress, file=sys.stderr):
+            frames.append(extractor.extract(frame.rgb))  # type: ignore[attr-defined]
+            stamps.append(frame.timestamp)
+        fps = source.fps  # type: ignore[attr-defined]
+    return np.stack(frames), np.asarray(stamps, dtype=np.float64), fps
+
+
+def _record_camera(
+    device: str, source: object, seconds: float, countdown: int, extractor: object, progress: bool
+) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """Countdown, then extract the newest camera frame repeatedly for ``seconds``.
+
+    Extraction is slower than the camera, so frames are taken from the capture thread's
+    latest-frame box (stale ones dropped) and their grab timestamps drive resampling later.
+    """
+    from edge.capture import CaptureThread, LatestFrameBox
+    from edge.sources import SourceError
+
+    for n in range(countdown, 0, -1):
+        print(f"{n}...", file=sys.stderr, flush=True)
+        time.sleep(1.0)
+    print("recording", file=sys.stderr, flush=True)
+    box = LatestFrameBox(drop_stale=True)
+    capture = CaptureThread(device, box, source=source)  # type: ignore[arg-type]
+    capture.start()
+    frames, stamps = [], []
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            item = box.get(timeout=0.5)
+            if item is None:
+                if capture.state != "ok":
+                    raise SourceError(f"camera {device!r} stopped delivering frames while recording")
+                continue
+            frames.append(extractor.extract(item.frame.rgb))  # type: ignore[attr-defined]
+            stamps.append(item.frame.timestamp)
+    finally:
+        capture.stop()
+        capture.join(1.0)
+    if not frames:
+        raise SourceError(f"camera {device!r} delivered no frames in {seconds:g} s")
+    if progress:
+        print(f"recorded {len(frames)} frames ({box.dropped} dropped while extracting)", file=sys.stderr)
+    return np.stack(frames), np.asarray(stamps, dtype=np.float64), capture.fps
+
+
+def classify(raw: np.ndarray, ts: np.ndarray, model: object, k: int) -> tuple[list[dict[str, object]], bool]:
+    """Top-k for a whole clip, resampling to the model's fps when the clip's rate differs."""
+    from edge.decisions import softmax, top_k
+    from edge.preprocess import preprocess
+    from edge.resample import needs_resampling, resample_window
+
+    resampled = needs_resampling(ts, model.fps)  # type: ignore[attr-defined]
+    if resampled:
+        raw, ts = resample_window(raw, ts, model.fps)  # type: ignore[attr-defined]
+    frames, idx = preprocess(raw, model.window)  # type: ignore[attr-defined]
+    probs = softmax(model.predict(frames, idx))  # type: ignore[attr-defined]
+    ranked = top_k(probs, model.labels, k)  # type: ignore[attr-defined]
+    return [{"label": r.label, "index": r.index, "prob": round(r.prob, 6)} for r in ranked], resampled
+
+
+def _print_table(result: ClipResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{Path(result.source).name} — model {result.model}")
+    table.add_column("#", justify="right")
+    table.add_column("sign")
+    table.add_column("class", justify="right")
+    table.add_column("probability", justify="right")
+    for rank, entry in enumerate(result.top_k, 1):
+        table.add_row(str(rank), str(entry["label"]), str(entry["index"]), f"{float(entry['prob']):.3f}")
+    console = Console()
+    console.print(table)
+    fps = "?" if result.clip_fps is None else f"{result.clip_fps:.1f}"
+    console.print(
+        f"{result.frames} frames at {fps} fps, hands in {result.hand_frames}"
+        + (", resampled to the model's frame rate" if result.resampled else "")
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.holistic import HolisticExtractor
+    from edge.inference import load_model
+    from edge.layout import has_hands
+    from edge.sources import open_source
+
+    if (args.video is None) == (args.camera is None):
+        raise ValueError("give either a VIDEO file or --camera [DEVICE]")
+    if args.top_k < 1 or args.seconds <= 0 or args.threads < 1:
+        raise ValueError("--top-k and --threads must be >= 1 and --seconds > 0")
+    model = load_model(args.model, threads=args.threads)
+    progress = not args.no_progress and not args.json
+    name = args.video if args.video is not None else args.camera
+    source = open_source(name)  # missing/corrupt file or absent camera: fail before loading MediaPipe
+    try:
+        extractor = HolisticExtractor()
+    except BaseException:
+        source.close()
+        raise
+    with extractor:
+        if args.video is not None:
+            raw, ts, fps = _extract_file(source, extractor, progress)
+        else:
+            raw, ts, fps = _record_camera(name, source, args.seconds, args.countdown, extractor, progress)
+    top, resampled = classify(raw, ts, model, args.top_k)
+    hands = int(has_hands(raw).sum())
+    if hands == 0:
+        print(
+            f"slr-predict: warning: no hands found in {name}; the result is not meaningful", file=sys.stderr
+        )
+    result = ClipResult(name, model.name, len(raw), hands, fps, resampled, top)
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        _print_table(result)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # OpenCV's own "[ WARN:0@0.1] ... can't be used to capture" lines would precede our one-line
+    # error for a bad video; SourceError already says it. Read by cv2 when it is first imported.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    from edge.holistic import ExtractorError
+    from edge.inference import ModelError
+    from edge.sources import SourceError
+
+    try:
+        return run(args)
+    except (ModelError, SourceError, ExtractorError, ValueError) as exc:
+        print(f"slr-predict: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        print(f"slr-predict: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
