@@ -65,7 +65,10 @@ class SystemdNotifier:
             return False
         data = "\n".join(assignments).encode("utf-8", "replace")
         try:
+            # Non-blocking: if the receiver stops reading, its small datagram queue fills and a
+            # blocking send would freeze the daemon's main loop; dropping a ping is harmless.
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.setblocking(False)
                 sock.sendto(data, self._address)
         except OSError as exc:
             log.debug("sd_notify %r failed: %s", data[:80], exc)

@@ -92,3 +92,18 @@ def test_unreachable_socket_never_raises(tmp_path: Path) -> None:
 )
 def test_watchdog_interval(env: dict[str, str], expected: float | None) -> None:
     assert SystemdNotifier(env).watchdog_interval() == expected
+
+
+def test_a_receiver_that_never_reads_does_not_block(tmp_path, monkeypatch) -> None:
+    """systemd's queue is small; a stalled reader must cost dropped pings, never a frozen daemon."""
+    import socket
+
+    from edge.sdnotify import SystemdNotifier
+
+    path = tmp_path / "stalled.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(path))
+        notifier = SystemdNotifier({"NOTIFY_SOCKET": str(path)})
+        results = [notifier.watchdog() for _ in range(500)]
+    assert results[0] is True
+    assert results.count(False) > 0, "the full queue was noticed as failed sends, not a hang"
