@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The main job: start the recognition daemon and a listener that prints what it publishes.
+#
+#   bash scripts/demo.sh [SOURCE] [extra slr-edge run flags...]
+#
+# SOURCE is a video file, /dev/videoN, a camera index or an rtsp/http URL. Default: /dev/video0
+# when a camera is present, else the sample clip in ../shared/samples. The model is
+# $SLOVO_MODEL when set, else an UNTRAINED edge-preset model exported on first use (its
+# predictions are meaningless; see README "Real recognition" for the published weights).
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+# shellcheck source=bootstrap.sh
+source "$ROOT/scripts/bootstrap.sh" || exit 1
+
+SOURCE="${1:-}"
+[ $# -gt 0 ] && shift
+if [ -z "$SOURCE" ]; then
+  if [ -e /dev/video0 ]; then
+    SOURCE=/dev/video0
+  elif [ -f "$ROOT/../shared/samples/slovo_sample.mp4" ]; then
+    SOURCE="$ROOT/../shared/samples/slovo_sample.mp4"
+  else
+    echo "error: no camera at /dev/video0 and no sample clip; give a video: bash scripts/demo.sh CLIP.mp4" >&2
+    exit 2
+  fi
+fi
+
+MODEL="${SLOVO_MODEL:-$ROOT/artifacts/untrained-edge.onnx}"
+if [ ! -f "$MODEL" ]; then
+  if [ -n "${SLOVO_MODEL:-}" ]; then
+    echo "error: SLOVO_MODEL=$MODEL does not exist" >&2
+    exit 2
+  fi
+  echo "==> exporting an UNTRAINED edge model to $MODEL (demo only: predictions are random)"
+  mkdir -p "$(dirname "$MODEL")"
+  slr-export --random-init edge -o "$MODEL" --no-latency || exit 2
+fi
+
+ENDPOINT="${SLR_EDGE_ENDPOINT:-tcp://127.0.0.1:5556}"
+echo "==> daemon: $SOURCE -> $ENDPOINT (model $MODEL)"
+slr-listen --endpoint "$ENDPOINT" &
+listener=$!
+slr-edge run --source "$SOURCE" --model "$MODEL" --endpoint "$ENDPOINT" "$@" &
+daemon=$!
+trap 'kill -TERM "$daemon" 2>/dev/null; wait "$daemon"; kill -INT "$listener" 2>/dev/null; wait "$listener"; exit 130' INT TERM
+wait "$daemon"
+rc=$?
+sleep 0.5  # let the listener print the last messages
+kill -INT "$listener" 2>/dev/null
+wait "$listener" 2>/dev/null
+exit "$rc"
