@@ -26,7 +26,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        rms = x.pow(2).mean(dim=-1, keepdim=True).sqrt()
+        # ‖x‖·D^-½ rather than sqrt(mean(x²)): equal forward, but its gradient at x = 0 is 0
+        # instead of NaN (padding frames embed to exactly zero before a norm).
+        rms = torch.linalg.vector_norm(x, dim=-1, keepdim=True) * x.shape[-1] ** -0.5
         return x / (rms + self.eps) * self.weight
 
 

@@ -213,3 +213,13 @@ def test_fresh_model_starts_with_small_position_embeddings() -> None:
     model = build_model(preset("edge"))
     assert float(model.embedding.temporal_embed.weight.std()) < 0.05
     assert float(model.embedding.lips_embedding.patch_embedding.pos_embed.std()) < 0.05
+
+
+def test_rmsnorm_has_finite_gradient_at_zero() -> None:
+    """Padding frames embed to exactly zero before a norm; training must not produce NaN there."""
+    from model_src.layers import RMSNorm
+
+    norm = RMSNorm(8)
+    x = torch.zeros(2, 8, requires_grad=True)
+    norm(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
