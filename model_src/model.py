@@ -147,9 +147,14 @@ class MultiModalEmbedding(nn.Module):
         right = self.right_hand_embedding(groups[2])
         pose = self.pose_embedding(groups[3])
         # Each cross-attention runs in both directions; stacking the two along the batch makes
-        # that one call (same result as two, half the graph nodes).
-        left, right = self.cross_attention_hands(torch.cat([left, right]), torch.cat([right, left])).chunk(2)
-        lips, pose = self.cross_attention_face_pose(torch.cat([lips, pose]), torch.cat([pose, lips])).chunk(2)
+        # that one call (same result as two, half the graph nodes). Split with unflatten, not
+        # chunk(2): chunk on a symbolic batch makes torch.export specialise the batch size.
+        left, right = self.cross_attention_hands(
+            torch.cat([left, right]), torch.cat([right, left])
+        ).unflatten(0, (2, -1))
+        lips, pose = self.cross_attention_face_pose(
+            torch.cat([lips, pose]), torch.cat([pose, lips])
+        ).unflatten(0, (2, -1))
         w = torch.softmax(self.fusion_weights, dim=0)
         fused = w[0] * lips + w[1] * left + w[2] * right + w[3] * pose
         projected = self.fusion_proj(torch.cat([lips, left, right, pose], dim=-1))
@@ -235,7 +240,9 @@ class TemporalPooling(nn.Module):
         mean = xm.sum(dim=1) / m.sum(dim=1).clamp_min(1e-9)
         maxed = torch.where(key_mask.unsqueeze(-1), x, float("-inf")).amax(dim=1)
         maxed = torch.where(torch.isinf(maxed), 0.0, maxed)  # all frames masked → 0
-        attended = self.attention_pooling(x, key_mask)
+        # A window with no frame at all (every index -1) would mask every key and give NaN, as
+        # the published code does; attend over all frames instead so the output stays finite.
+        attended = self.attention_pooling(x, key_mask | ~key_mask.any(dim=1, keepdim=True))
         scales = [_multi_scale_mean(xm, bins) for bins in POOL_SCALES]
         return self.combiner(torch.cat([mean, maxed, attended, *scales], dim=-1))
 

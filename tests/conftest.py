@@ -46,3 +46,30 @@ def sample_video(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def demo_gif(shared_dir: Path) -> Path:
     return _require(shared_dir / "samples" / "slovo_demo.gif")
+
+
+#: Class names of ``tiny_onnx_path`` (Cyrillic on purpose: labels must survive as UTF-8 JSON).
+TINY_LABELS = tuple(f"класс_{i}" for i in range(10))
+
+
+@pytest.fixture(scope="session")
+def tiny_labels_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A JSON list of :data:`TINY_LABELS`, for exporting ``tiny_checkpoint.pt``."""
+    import json
+
+    path = tmp_path_factory.mktemp("tiny_labels") / "labels.json"
+    path.write_text(json.dumps(list(TINY_LABELS), ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_path(
+    tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint_path: Path, tiny_labels_file: Path
+) -> Path:
+    """``tiny_checkpoint.pt`` exported by ``slr-export`` (fp32, verified, labels :data:`TINY_LABELS`)."""
+    pytest.importorskip("torch")
+    from export.exporter import export_checkpoint
+
+    out = tmp_path_factory.mktemp("tiny_onnx") / "tiny.onnx"
+    export_checkpoint(tiny_checkpoint_path, out, labels=tiny_labels_file, latency_runs=0)
+    return out

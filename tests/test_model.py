@@ -223,3 +223,14 @@ def test_rmsnorm_has_finite_gradient_at_zero() -> None:
     x = torch.zeros(2, 8, requires_grad=True)
     norm(x).sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_all_padding_window_gives_finite_logits() -> None:
+    """A window without any frame (every index -1) must not turn into NaN logits."""
+    from model_src.config import preset
+    from model_src.model import build_model
+
+    model = build_model(preset("tiny", num_classes=5)).eval()
+    with torch.no_grad():
+        logits = model(torch.zeros(2, 128, 92, 3), torch.full((2, 128), -1.0))
+    assert torch.isfinite(logits).all()
