@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import multiprocessing
 import os
 import queue
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.annotations import ANNOTATION_COLUMNS, AnnotationsError, read_annotations
 from edge.holistic import ExtractorError, HolisticExtractor, check_model_complexity
 from edge.keypoint_file import KEYPOINT_SUFFIX, KeypointFileError, save_keypoints
 from edge.model_contract import DEFAULT_FPS
@@ -37,17 +37,6 @@ from edge.sources import (
 )
 
 PROG = "slr-extract"
-ANNOTATION_COLUMNS = (
-    "attachment_id",
-    "user_id",
-    "width",
-    "height",
-    "length",
-    "text",
-    "train",
-    "begin",
-    "end",
-)
 #: Where Slovo keeps its videos, relative to --videos.
 VIDEO_SUBDIRS = ("", "train", "test")
 #: A job may take a worker process down with it (native crash); it is retried once, then failed.
@@ -126,17 +115,9 @@ def jobs_from_annotations(annotations: Path, video_dir: Path) -> list[Job]:
     if not video_dir.is_dir():
         raise UsageError(f"video directory {str(video_dir)!r} not found")
     try:
-        with annotations.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter="\t")
-            missing = [c for c in ANNOTATION_COLUMNS if c not in (reader.fieldnames or ())]
-            if missing:
-                raise UsageError(
-                    f"{annotations}: missing column(s) {', '.join(missing)} "
-                    f"(expected a TAB-separated header with {', '.join(ANNOTATION_COLUMNS)})"
-                )
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UsageError(f"cannot read {annotations}: {exc}") from None
+        rows = read_annotations(annotations)
+    except AnnotationsError as exc:
+        raise UsageError(str(exc)) from None
 
     index = _index_videos(video_dir)
     jobs: dict[str, Job] = {}

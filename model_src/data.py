@@ -9,7 +9,6 @@ reproducible on its own, the property exact resumption relies on.
 
 from __future__ import annotations
 
-import csv
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from edge.annotations import AnnotationsError, read_table
 from edge.keypoint_file import KeypointFileError, load_keypoints
 from edge.layout import NUM_MODEL_ROWS
 from edge.preprocess import WINDOW, preprocess
@@ -78,10 +78,10 @@ def read_landmarks(path: Path) -> np.ndarray:
 
 def _read_table(path: Path) -> list[dict[str, str]]:
     """Rows of a TAB- or comma-separated file with a header (Slovo uses TABs)."""
-    with path.open(newline="", encoding="utf-8") as fh:
-        header = fh.readline()
-        fh.seek(0)
-        return list(csv.DictReader(fh, delimiter="\t" if "\t" in header else ","))
+    try:
+        return read_table(path)
+    except AnnotationsError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _parse_bool(value: str, where: str) -> bool:

@@ -19,21 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.annotations import ANNOTATION_COLUMNS
 from edge.keypoint_file import save_keypoints
 from edge.layout import FACE, LEFT_HAND, NUM_LANDMARKS, POSE, RIGHT_HAND
 from edge.model_contract import DEFAULT_FPS
 
-ANNOTATION_COLUMNS = (
-    "attachment_id",
-    "user_id",
-    "width",
-    "height",
-    "length",
-    "text",
-    "train",
-    "begin",
-    "end",
-)
 #: Fixed templates, independent of the dataset seed, so every dataset shares one "body".
 _TEMPLATE_SEED = 20240611
 
