@@ -13,19 +13,17 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-try:  # Python 3.11+; 3.10 (JetPack 6) needs the tomli backport for --config
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
-    try:
-        import tomli as tomllib  # type: ignore[no-redef]
-    except ModuleNotFoundError:
-        tomllib = None  # type: ignore[assignment]
+else:  # Python 3.10 (JetPack 6): the tomli backport, a dependency there
+    import tomli as tomllib
 
 ENV_PREFIX = "SLR_EDGE_"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -187,8 +185,6 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML config file into field values; unknown keys and syntax errors are :class:`ConfigError`."""
     path = Path(path)
-    if tomllib is None:  # pragma: no cover - depends on the interpreter
-        raise ConfigError(f"reading {path} needs Python 3.11+ or the 'tomli' package")
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)

@@ -8,15 +8,16 @@ the recipe can be switched off by a zero (probability, weight, patience, ...).
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: TOML configs unavailable, everything else works
-    tomllib = None
+else:  # Python 3.10: the tomli backport, a dependency there
+    import tomli as tomllib
 
 
 class TrainConfigError(ValueError):
@@ -161,8 +162,6 @@ class TrainConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
         """Load a TOML file: top-level keys are TrainConfig fields, ``[augment]`` and ``[model]`` tables."""
-        if tomllib is None:
-            raise TrainConfigError("TOML training configs need Python 3.11+ (tomllib)")
         with Path(path).open("rb") as fh:
             try:
                 return cls.from_dict(tomllib.load(fh))
