@@ -27,6 +27,7 @@ agreement of whatever checkpoint it exports (tests do so for the tiny reference 
 from __future__ import annotations
 
 import os
+import sys
 
 # Before torch loads OpenMP: on a shared 2-core machine, OpenMP's default spin-waiting at
 # barriers turns every torch op into a scheduler time slice once another process is busy
@@ -42,7 +43,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.report import write_section
 from export.exporter import to_onnx
 from export.graph import prepare_for_export
 from export.quantize import quantize_int8
@@ -55,6 +55,11 @@ from export.verify import (
     synthetic_windows,
     top1_agreement,
 )
+
+if not __package__:  # run as a script (python benchmarks/x.py): make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.report import write_section
 
 THREADS = 2
 CLASSES = 500

@@ -29,11 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import write_section
 from edge.extract_cli import Job, run_jobs
 from edge.keypoint_file import load_keypoints
 from edge.preprocess import preprocess
 from edge.sources import open_source, quiet_opencv_warnings
+
+if not __package__:  # run as a script (python benchmarks/x.py): make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.report import write_section
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = REPO_ROOT.parent / "shared" / "samples" / "slovo_sample.mp4"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,9 @@ from model_src.schedule import build_scheduler
 from model_src.synthetic import make_synthetic_dataset
 from model_src.train import init_for_training, model_config_for, param_groups, train_epoch
 from model_src.train_config import TrainConfig
+
+if not __package__:  # run as a script (python benchmarks/x.py): make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def measure(steps: int, batch_size: int, preset: str, num_classes: int) -> dict[str, float]:
