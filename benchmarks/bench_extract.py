@@ -31,7 +31,8 @@ import numpy as np
 
 from edge.extract_cli import Job, run_jobs
 from edge.keypoint_file import load_keypoints
-from edge.preprocess import preprocess
+from edge.layout import has_hands
+from edge.preprocess import WINDOW, preprocess
 from edge.sources import open_source, quiet_opencv_warnings
 
 if not __package__:  # run as a script (python benchmarks/x.py): make `benchmarks` importable
@@ -167,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     long_raw = np.concatenate([raw] * (-(-LONG_INPUT_FRAMES // len(raw))))[:LONG_INPUT_FRAMES]
     pre_short = median_ms(lambda: preprocess(raw), args.calls)
     pre_long = median_ms(lambda: preprocess(long_raw), args.calls)
+    # The daemon's case: a full 128-frame buffer in which every frame has hands (pooling path).
+    hands = raw[has_hands(raw)]
+    daemon_window = np.concatenate([hands] * (-(-WINDOW // len(hands))))[:WINDOW]
+    pre_window = median_ms(lambda: preprocess(daemon_window), args.calls)
 
     def ms(seconds: float) -> str:
         return f"{1000 * seconds / n:.1f} ms"
@@ -204,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         (
             f"preprocess, {len(raw)}-frame input",
             f"{pre_short:.3f} ms",
+            f"median of {args.calls}; target < 1 ms",
+        ),
+        (
+            f"preprocess, daemon window ({WINDOW} frames, all with hands)",
+            f"{pre_window:.3f} ms",
             f"median of {args.calls}; target < 1 ms",
         ),
         (
