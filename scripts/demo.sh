@@ -44,10 +44,10 @@ slr-listen --endpoint "$ENDPOINT" &
 listener=$!
 slr-edge run --source "$SOURCE" --model "$MODEL" --endpoint "$ENDPOINT" "$@" &
 daemon=$!
-trap 'kill -TERM "$daemon" 2>/dev/null; wait "$daemon"; kill -INT "$listener" 2>/dev/null; wait "$listener"; exit 130' INT TERM
+trap 'kill -TERM "$daemon" 2>/dev/null; wait "$daemon"; kill -TERM "$listener" 2>/dev/null; wait "$listener"; exit 130' INT TERM
 wait "$daemon"
 rc=$?
 sleep 0.5  # let the listener print the last messages
-kill -INT "$listener" 2>/dev/null
+kill -TERM "$listener" 2>/dev/null
 wait "$listener" 2>/dev/null
 exit "$rc"
