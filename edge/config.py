@@ -10,7 +10,6 @@ typo an hour later.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import sys
@@ -19,6 +18,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from edge.publisher import is_loopback
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -112,20 +113,10 @@ def check_endpoint(endpoint: str, *, allow_remote: bool) -> None:
         port = None
     if port is None or not parts.hostname:
         raise ConfigError(f"tcp endpoint needs a host and a numeric port, got {endpoint!r}")
-    if not allow_remote and not is_loopback(parts.hostname):
+    if not allow_remote and not is_loopback(endpoint):
         raise ConfigError(
             f"endpoint {endpoint!r} is not loopback; pass --allow-remote (allow_remote = true) to expose it"
         )
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses; ``*`` and ``0.0.0.0`` are not loopback."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 _FIELDS = {f.name: f for f in fields(DaemonConfig)}

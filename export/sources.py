@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from edge.inference import file_sha256
 from model_src.config import ConfigError, ModelConfig, preset
 from model_src.model import SLRTransformer, build_model
 
@@ -42,15 +43,6 @@ class Source:
     kind: str
     #: True for ``--random-init``: the metadata says so plainly (``slr.untrained``).
     untrained: bool = False
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, streamed (full-size checkpoints are ~120 MB)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def state_sha256(model: torch.nn.Module) -> str:
