@@ -54,7 +54,10 @@ def empty_frame() -> np.ndarray:
 
 
 def has_hands(raw: np.ndarray) -> np.ndarray:
-    """For ``raw [N, 543, 3]``: which frames contain any non-NaN hand value (SPEC §2 step 1)."""
-    left = ~np.isnan(raw[:, LEFT_HAND]).all(axis=(1, 2))
-    right = ~np.isnan(raw[:, RIGHT_HAND]).all(axis=(1, 2))
+    """Whether frames contain any non-NaN hand value (SPEC §2 step 1).
+
+    ``raw`` is ``[N, 543, 3]`` (gives ``bool [N]``) or one frame ``[543, 3]`` (gives a bool scalar).
+    """
+    left = ~np.isnan(raw[..., LEFT_HAND, :]).all(axis=(-2, -1))
+    right = ~np.isnan(raw[..., RIGHT_HAND, :]).all(axis=(-2, -1))
     return left | right

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.layout import LEFT_HAND, NUM_COORDS, NUM_LANDMARKS, RIGHT_HAND
-
-
-def _frame_has_hands(kp: np.ndarray) -> bool:
-    """Same rule as :func:`edge.layout.has_hands` for one frame, without allocating a batch."""
-    return not (np.isnan(kp[LEFT_HAND]).all() and np.isnan(kp[RIGHT_HAND]).all())
+from edge.layout import NUM_COORDS, NUM_LANDMARKS, has_hands
 
 
 class KeypointRingBuffer:
@@ -64,7 +59,7 @@ class KeypointRingBuffer:
             self._hand_frames -= 1
         self._kp[slot] = kp
         self._ts[slot] = ts
-        hands = _frame_has_hands(self._kp[slot])
+        hands = bool(has_hands(self._kp[slot]))
         self._hands[slot] = hands
         self._hand_frames += int(hands)
         self._next = (slot + 1) % self.capacity
