@@ -7,7 +7,7 @@ machine load; overhead = 1 - fps(b) / fps(a), target <= 5 %. Because a shared ma
 swings wall-clock figures, the CPU time of this process (all threads) is reported too, and the
 part of (b)'s extra CPU that is video decoding, which (a) by definition leaves out.
 Optionally (c) the ``slr-extract`` subprocess, which adds interpreter start-up.
-Then ``edge.preprocess.preprocess`` per window on the clip's keypoints and on a long (262-frame)
+Then ``edge.contract.preprocess.preprocess`` per window on the clip's keypoints and on a long (262-frame)
 input, median of many calls, target < 1 ms.
 
 Usage: ``python -m benchmarks.bench_extract [--video PATH] [--repeats 3] [--subprocess]``.
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.extract_cli import Job, run_jobs
-from edge.keypoint_file import load_keypoints
-from edge.layout import has_hands
-from edge.preprocess import WINDOW, preprocess
-from edge.sources import open_source, quiet_opencv_warnings
+from edge.contract.keypoint_file import load_keypoints
+from edge.contract.layout import has_hands
+from edge.contract.preprocess import WINDOW, preprocess
+from edge.dataset.extract import Job, run_jobs
+from edge.runtime.sources import open_source, quiet_opencv_warnings
 
 if not __package__:  # run as a script (python benchmarks/x.py): make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -101,7 +101,7 @@ def cli_path(video: Path, out_dir: Path) -> Timing:
 
 def cli_subprocess(video: Path, out_dir: Path) -> Timing:
     """``slr-extract VIDEO -o OUT --workers 1`` as a subprocess (wall only; includes start-up)."""
-    command = [sys.executable, "-m", "edge.extract_cli", str(video), "-o", str(out_dir)]
+    command = [sys.executable, "-m", "edge.dataset.extract", str(video), "-o", str(out_dir)]
     wall = time.perf_counter()
     subprocess.run(
         [*command, "--workers", "1", "--no-progress", "--overwrite"], check=True, capture_output=True

@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from edge.model_contract import DEFAULT_FPS
+from edge.contract.model_contract import DEFAULT_FPS
 
 EXIT_VERIFY_FAILED = 1
 EXIT_USAGE = 2

@@ -24,8 +24,8 @@ import numpy as np
 import onnx
 import torch
 
-from edge.layout import LAYOUT_NAME, NUM_MODEL_ROWS
-from edge.model_contract import (
+from edge.contract.layout import LAYOUT_NAME, NUM_MODEL_ROWS
+from edge.contract.model_contract import (
     DEFAULT_FPS,
     INPUT_FRAME_IDX,
     INPUT_FRAMES,
@@ -116,7 +116,7 @@ def exporter_version(opset: int) -> str:
 
 
 def build_metadata(source: Source, *, fps: float, opset: int) -> dict[str, str]:
-    """The ``metadata_props`` the daemon reads (keys from :mod:`edge.model_contract`)."""
+    """The ``metadata_props`` the daemon reads (keys from :mod:`edge.contract.model_contract`)."""
     meta = {
         META_LABELS: json.dumps(source.labels, ensure_ascii=False),
         META_WINDOW: str(source.config.window),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from edge.inference import file_sha256
+from edge.runtime.inference import file_sha256
 from model_src.config import ConfigError, ModelConfig, preset
 from model_src.model import SLRTransformer, build_model
 

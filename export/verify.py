@@ -1,7 +1,7 @@
 """Check an exported graph against its source model (Optimum-style "validate outputs").
 
 Parity is measured on windows built by the very preprocessing the daemon uses
-(:func:`edge.preprocess.preprocess`) from synthetic raw keypoints, covering the paths that
+(:func:`edge.contract.preprocess.preprocess`) from synthetic raw keypoints, covering the paths that
 behave differently: short clips (padding), long clips (pooling), a single frame, frames without
 hands, missing groups, and an all-padding window, fed one at a time and batched.
 """
@@ -17,10 +17,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from edge.inference import create_session
-from edge.layout import LEFT_HAND, NUM_LANDMARKS, RIGHT_HAND
-from edge.model_contract import INPUT_FRAME_IDX, INPUT_FRAMES
-from edge.preprocess import PAD_INDEX, WINDOW, preprocess
+from edge.contract.layout import LEFT_HAND, NUM_LANDMARKS, RIGHT_HAND
+from edge.contract.model_contract import INPUT_FRAME_IDX, INPUT_FRAMES
+from edge.contract.preprocess import PAD_INDEX, WINDOW, preprocess
+from edge.runtime.inference import create_session
 
 #: Max |logit difference| accepted between ONNX Runtime (fp32) and PyTorch.
 FP32_TOLERANCE = 1e-4

@@ -1,6 +1,6 @@
 """Augmentations in raw MediaPipe keypoint space (``[N, 543, 3]``, NaN = missing).
 
-They run before :func:`edge.preprocess.preprocess`, so the model is trained on exactly the
+They run before :func:`edge.contract.preprocess.preprocess`, so the model is trained on exactly the
 preprocessing it is served with. Every transform keeps NaN as NaN: a landmark MediaPipe did not
 detect must never become a made-up coordinate, or the model would learn from values the edge
 device can never produce.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.layout import LEFT_HAND, RIGHT_HAND
+from edge.contract.layout import LEFT_HAND, RIGHT_HAND
 from model_src.train_config import AugmentConfig
 
 _HANDS = (LEFT_HAND, RIGHT_HAND)

@@ -2,7 +2,7 @@
 
 Clips are ``slr-extract`` outputs (``<id>.npz`` with raw ``[N, 543, 3]`` landmarks). They are
 small, so they are read once and cached raw in memory; augmentation and
-:func:`edge.preprocess.preprocess` run per sample, so the model sees exactly the preprocessing it
+:func:`edge.contract.preprocess.preprocess` run per sample, so the model sees exactly the preprocessing it
 is served with. All randomness is derived from ``(seed, epoch, sample)``, which makes an epoch
 reproducible on its own, the property exact resumption relies on.
 """
@@ -19,10 +19,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from edge.annotations import AnnotationsError, read_table
-from edge.keypoint_file import KeypointFileError, load_keypoints
-from edge.layout import NUM_MODEL_ROWS
-from edge.preprocess import WINDOW, preprocess
+from edge.contract.annotations import AnnotationsError, read_table
+from edge.contract.keypoint_file import KeypointFileError, load_keypoints
+from edge.contract.layout import NUM_MODEL_ROWS
+from edge.contract.preprocess import WINDOW, preprocess
 from model_src.augment import Augmenter
 from model_src.labels import load_labels
 

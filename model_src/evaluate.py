@@ -29,8 +29,8 @@ from sklearn.metrics import (
 )
 from tqdm.auto import tqdm
 
-from edge.model_contract import INPUT_FRAME_IDX, INPUT_FRAMES, META_LABELS, META_WINDOW
-from edge.preprocess import WINDOW
+from edge.contract.model_contract import INPUT_FRAME_IDX, INPUT_FRAMES, META_LABELS, META_WINDOW
+from edge.contract.preprocess import WINDOW
 
 console = Console()
 

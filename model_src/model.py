@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from edge.layout import MODEL_LEFT_HAND, MODEL_LIPS, MODEL_POSE, MODEL_RIGHT_HAND
-from edge.preprocess import PAD_INDEX
+from edge.contract.layout import MODEL_LEFT_HAND, MODEL_LIPS, MODEL_POSE, MODEL_RIGHT_HAND
+from edge.contract.preprocess import PAD_INDEX
 from model_src.config import ModelConfig
 from model_src.layers import (
     CrossModalAttention,

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.annotations import ANNOTATION_COLUMNS
-from edge.keypoint_file import save_keypoints
-from edge.layout import FACE, LEFT_HAND, NUM_LANDMARKS, POSE, RIGHT_HAND
-from edge.model_contract import DEFAULT_FPS
+from edge.contract.annotations import ANNOTATION_COLUMNS
+from edge.contract.keypoint_file import save_keypoints
+from edge.contract.layout import FACE, LEFT_HAND, NUM_LANDMARKS, POSE, RIGHT_HAND
+from edge.contract.model_contract import DEFAULT_FPS
 
 #: Fixed templates, independent of the dataset seed, so every dataset shares one "body".
 _TEMPLATE_SEED = 20240611

@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edge.layout import LAYOUT_NAME, NUM_MODEL_ROWS
-from edge.model_contract import (
+from edge.contract.layout import LAYOUT_NAME, NUM_MODEL_ROWS
+from edge.contract.model_contract import (
     INPUT_FRAME_IDX,
     INPUT_FRAMES,
     META_CONFIG,

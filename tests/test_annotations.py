@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.annotations import ANNOTATION_COLUMNS, AnnotationsError, read_annotations, read_table
+from edge.contract.annotations import ANNOTATION_COLUMNS, AnnotationsError, read_annotations, read_table
 
 
 def test_reads_slovo_tab_separated_file(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.layout import FACE, LEFT_HAND, NUM_LANDMARKS, POSE, RIGHT_HAND
-from edge.preprocess import preprocess
+from edge.contract.layout import FACE, LEFT_HAND, NUM_LANDMARKS, POSE, RIGHT_HAND
+from edge.contract.preprocess import preprocess
 from model_src.augment import (
     Augmenter,
     add_noise,

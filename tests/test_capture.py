@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from edge.capture import CapturedFrame, CaptureThread, LatestFrameBox, is_live_spec
-from edge.sources import Frame, SourceError, SourceLost
+from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox, is_live_spec
+from edge.runtime.sources import Frame, SourceError, SourceLost
 
 GUARD_S = 30.0
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, DaemonConfig, load_config
+from edge.runtime.config import ConfigError, DaemonConfig, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -132,7 +132,7 @@ def test_shipped_example_config_loads_with_defaults() -> None:
 
 
 def test_command_line_flags_map_onto_config_fields() -> None:
-    from edge.cli import _RUN_FIELDS, build_parser
+    from edge.commands.edge_cli import _RUN_FIELDS, build_parser
 
     args = build_parser().parse_args(
         ["run", "--model", "m.onnx", "--stride", "3", "--no-resample", "--idle-after", "2", "--loop",

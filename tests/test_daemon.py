@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import zmq
 
-from edge.layout import has_hands
-from edge.protocol import validate
-from edge.publisher import Subscriber
+from edge.contract.layout import has_hands
+from edge.contract.protocol import validate
+from edge.runtime.publisher import Subscriber
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD_S = 120.0
@@ -51,7 +51,11 @@ def start_daemon(
     full_env["PYTHONUNBUFFERED"] = "1"
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "run", *args], cwd=REPO, env=full_env, stdout=log, stderr=log
+            [sys.executable, "-m", "edge.commands.edge_cli", "run", *args],
+            cwd=REPO,
+            env=full_env,
+            stdout=log,
+            stderr=log,
         )
 
 
@@ -182,7 +186,7 @@ def test_frames_used_matches_hand_frames_of_the_window(
 
 
 def test_status_reports_the_run(sample_run: Run, model_path: Path) -> None:
-    from edge.inference import file_sha256
+    from edge.runtime.inference import file_sha256
 
     statuses = sample_run.of("status")
     assert {s["state"] for s in statuses} >= {"running"}
@@ -326,11 +330,14 @@ def test_endpoint_in_use_exits_2(model_path: Path, sample_video: Path, tmp_path:
 
 def test_help_and_check_model(model_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "run", "--help"], capture_output=True, text=True, cwd=REPO
+        [sys.executable, "-m", "edge.commands.edge_cli", "run", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert out.returncode == 0 and "SLR_EDGE_" in out.stdout and "examples:" in out.stdout
     ok = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "check-model", str(model_path), "--json"],
+        [sys.executable, "-m", "edge.commands.edge_cli", "check-model", str(model_path), "--json"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -338,7 +345,7 @@ def test_help_and_check_model(model_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert '"window": 128' in ok.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "check-model", "/nonexistent.onnx"],
+        [sys.executable, "-m", "edge.commands.edge_cli", "check-model", "/nonexistent.onnx"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -376,7 +383,7 @@ class ScriptedSource:
         self.n, self.i = n, 0
 
     def read(self) -> Any:
-        from edge.sources import Frame
+        from edge.runtime.sources import Frame
 
         if self.i == self.n:
             return None
@@ -395,7 +402,7 @@ class ScriptedExtractor:
         self.closed = False
 
     def extract(self, rgb: np.ndarray) -> np.ndarray:
-        from edge.layout import RIGHT_HAND, empty_frame
+        from edge.contract.layout import RIGHT_HAND, empty_frame
 
         i, self.count = self.count, self.count + 1
         if i == self.fail_at:
@@ -414,9 +421,9 @@ class ScriptedExtractor:
 
 
 def test_pipeline_stops_inferring_when_idle_and_survives_errors(model_path: Path) -> None:
-    from edge.config import DaemonConfig
-    from edge.daemon import Daemon
-    from edge.inference import load_model
+    from edge.runtime.config import DaemonConfig
+    from edge.runtime.daemon import Daemon
+    from edge.runtime.inference import load_model
 
     config = DaemonConfig(model=str(model_path), source="scripted.mp4", stride=8, idle_after_s=1.0)
     publisher = RecordingPublisher()
@@ -441,9 +448,9 @@ def test_pipeline_stops_inferring_when_idle_and_survives_errors(model_path: Path
 
 
 def test_inference_worker_replaces_pending_window_and_counts_errors(model_path: Path) -> None:
-    from edge.config import DaemonConfig
-    from edge.daemon import InferenceWorker, WindowJob
-    from edge.inference import load_model
+    from edge.runtime.config import DaemonConfig
+    from edge.runtime.daemon import InferenceWorker, WindowJob
+    from edge.runtime.inference import load_model
 
     real = load_model(model_path)
     gate = threading.Event()
@@ -458,7 +465,7 @@ def test_inference_worker_replaces_pending_window_and_counts_errors(model_path: 
             return real.predict(frames, idx)
 
     def job(end: float, value: float = 0.3) -> WindowJob:
-        from edge.layout import RIGHT_HAND, empty_frame
+        from edge.contract.layout import RIGHT_HAND, empty_frame
 
         raw = np.stack([empty_frame() for _ in range(10)])
         raw[:, RIGHT_HAND] = value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.decisions import Decision, IdleTracker, Ranked, SignDecider, softmax, top_k
+from edge.runtime.decisions import Decision, IdleTracker, Ranked, SignDecider, softmax, top_k
 
 LABELS = ["a", "b", "c", "---"]
 

@@ -15,8 +15,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from conftest import TINY_LABELS  # noqa: E402
 
-from edge.layout import LAYOUT_NAME  # noqa: E402
-from edge.model_contract import (  # noqa: E402
+from edge.contract.layout import LAYOUT_NAME  # noqa: E402
+from edge.contract.model_contract import (  # noqa: E402
     INPUT_FRAME_IDX,
     INPUT_FRAMES,
     META_CONFIG,

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.extract_cli import Job, jobs_from_annotations, parse_shard, select_shard
-from edge.keypoint_file import load_keypoints
-from edge.layout import FACE, LEFT_HAND, NUM_LANDMARKS, POSE, RIGHT_HAND
+from edge.contract.keypoint_file import load_keypoints
+from edge.contract.layout import FACE, LEFT_HAND, NUM_LANDMARKS, POSE, RIGHT_HAND
+from edge.dataset.extract import Job, jobs_from_annotations, parse_shard, select_shard
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHORT_FRAMES = 15
@@ -23,7 +23,7 @@ HEADER = "attachment_id\tuser_id\twidth\theight\tlength\ttext\ttrain\tbegin\tend
 
 def run_cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edge.extract_cli", *map(str, args), "--no-progress"],
+        [sys.executable, "-m", "edge.dataset.extract", *map(str, args), "--no-progress"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -218,7 +218,10 @@ def test_duplicate_ids_are_a_usage_error(tmp_path: Path) -> None:
 
 def test_help_explains_with_examples() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "edge.extract_cli", "--help"], capture_output=True, text=True, cwd=REPO_ROOT
+        [sys.executable, "-m", "edge.dataset.extract", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
     )
     assert done.returncode == 0
     for needle in ("--annotations", "--shard", "--overwrite", "--workers", "Examples:", "Exit status"):

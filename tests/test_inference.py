@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from helpers_onnx import DEFAULT_LABELS, build_tiny_onnx, default_metadata
 
-from edge.inference import ModelError, file_sha256, load_model
-from edge.model_contract import META_FPS, META_LABELS, META_LAYOUT, META_WINDOW
-from edge.preprocess import preprocess
+from edge.contract.model_contract import META_FPS, META_LABELS, META_LAYOUT, META_WINDOW
+from edge.contract.preprocess import preprocess
+from edge.runtime.inference import ModelError, file_sha256, load_model
 
 
 @pytest.fixture(scope="module")

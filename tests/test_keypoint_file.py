@@ -7,8 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.keypoint_file import TEMP_SUFFIX, KeypointClip, KeypointFileError, load_keypoints, save_keypoints
-from edge.layout import NUM_LANDMARKS
+from edge.contract.keypoint_file import (
+    TEMP_SUFFIX,
+    KeypointClip,
+    KeypointFileError,
+    load_keypoints,
+    save_keypoints,
+)
+from edge.contract.layout import NUM_LANDMARKS
 
 
 def _clip(n: int = 5) -> tuple[np.ndarray, np.ndarray]:

@@ -17,11 +17,11 @@ import zmq
 import zmq.auth
 from rich.console import Console
 
-from edge.listen import confidence_style, main, render
-from edge.protocol import TOPICS, ModelInfo, Prediction, SignEvent, Status, TopKEntry, envelope
-from edge.publisher import Publisher
+from edge.commands.listen import confidence_style, main, render
+from edge.contract.protocol import TOPICS, ModelInfo, Prediction, SignEvent, Status, TopKEntry, envelope
+from edge.runtime.publisher import Publisher
 
-LISTEN = [sys.executable, "-m", "edge.listen"]
+LISTEN = [sys.executable, "-m", "edge.commands.listen"]
 # Upper bound so a broken listener fails the test instead of hanging it; never asserted on.
 PROCESS_LIMIT_S = 60
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from edge.preprocess import preprocess
+from edge.contract.preprocess import preprocess
 from model_src.config import PRESETS, ConfigError, ModelConfig, preset
 from model_src.model import SLRTransformer, build_model
 from model_src.published import load_published_state_dict

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.inference import load_model
-from edge.predict import classify
+from edge.commands.predict import classify
+from edge.runtime.inference import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,11 @@ def model_path(tiny_onnx_path: Path) -> Path:
 
 def predict(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edge.predict", *args], capture_output=True, text=True, cwd=REPO, timeout=300
+        [sys.executable, "-m", "edge.commands.predict", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.layout import LEFT_HAND, NUM_LANDMARKS, NUM_MODEL_ROWS, RIGHT_HAND
-from edge.preprocess import WINDOW, preprocess
+from edge.contract.layout import LEFT_HAND, NUM_LANDMARKS, NUM_MODEL_ROWS, RIGHT_HAND
+from edge.contract.preprocess import WINDOW, preprocess
 
 
 @pytest.mark.parametrize("case", [0, 1, 2])

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.protocol import (
+from edge.contract.protocol import (
     ENVELOPE_FIELDS,
     SCHEMA_VERSION,
     TOPICS,

@@ -10,8 +10,8 @@ import pytest
 import zmq
 import zmq.auth
 
-from edge.protocol import SCHEMA_VERSION, ProtocolError, SignEvent, validate
-from edge.publisher import KeyFileError, Publisher, Subscriber, is_loopback
+from edge.contract.protocol import SCHEMA_VERSION, ProtocolError, SignEvent, validate
+from edge.runtime.publisher import KeyFileError, Publisher, Subscriber, is_loopback
 
 ANY_PORT = "tcp://127.0.0.1:0"
 # Generous bound on waiting for a TCP connection on loopback; the tests never assert on time.

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.layout import LEFT_HAND, has_hands
-from edge.preprocess import preprocess
-from edge.resample import measured_fps, needs_resampling, resample_window
+from edge.contract.layout import LEFT_HAND, has_hands
+from edge.contract.preprocess import preprocess
+from edge.runtime.resample import measured_fps, needs_resampling, resample_window
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.layout import LEFT_HAND, RIGHT_HAND, empty_frame, has_hands
-from edge.ring_buffer import KeypointRingBuffer
+from edge.contract.layout import LEFT_HAND, RIGHT_HAND, empty_frame, has_hands
+from edge.runtime.ring_buffer import KeypointRingBuffer
 
 
 def frame(value: float, hands: str = "") -> np.ndarray:

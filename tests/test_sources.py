@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.sources import Frame, SourceError, SourceLost, VideoSource, open_source
+from edge.runtime.sources import Frame, SourceError, SourceLost, VideoSource, open_source
 
 SAMPLE_FRAMES = 112
 GIF_FRAMES = 150

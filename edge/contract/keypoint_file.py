@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.layout import NUM_COORDS, NUM_LANDMARKS
+from edge.contract.layout import NUM_COORDS, NUM_LANDMARKS
 
 KEYPOINT_SUFFIX = ".npz"
 #: Temp files end with this (never ``.npz``), so globbing for finished files can't see them.

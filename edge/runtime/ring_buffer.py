@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.layout import NUM_COORDS, NUM_LANDMARKS, has_hands
+from edge.contract.layout import NUM_COORDS, NUM_LANDMARKS, has_hands
 
 
 class KeypointRingBuffer:

@@ -174,8 +174,8 @@ _RUN_FIELDS = (
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from edge.config import load_config
-    from edge.daemon import run_daemon
+    from edge.runtime.config import load_config
+    from edge.runtime.daemon import run_daemon
 
     config = load_config(args.config, {name: getattr(args, name) for name in _RUN_FIELDS})
     setup_logging(config.log_level)
@@ -183,7 +183,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_model(args: argparse.Namespace) -> int:
-    from edge.inference import load_model
+    from edge.runtime.inference import load_model
 
     model = load_model(args.model)
     info = model.info
@@ -211,13 +211,13 @@ def _cmd_check_model(args: argparse.Namespace) -> int:
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's input, not our bug: one line, exit 2."""
-    from edge.config import ConfigError
-    from edge.inference import ModelError
-    from edge.sources import SourceError
+    from edge.runtime.config import ConfigError
+    from edge.runtime.inference import ModelError
+    from edge.runtime.sources import SourceError
 
     errors: list[type[BaseException]] = [ConfigError, ModelError, SourceError]
     try:
-        from edge.holistic import ExtractorError
+        from edge.runtime.holistic import ExtractorError
 
         errors.append(ExtractorError)
     except ImportError:  # pragma: no cover - mediapipe missing is reported by the extractor itself

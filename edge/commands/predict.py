@@ -109,8 +109,8 @@ def _record_camera(
     Extraction is slower than the camera, so frames are taken from the capture thread's
     latest-frame box (stale ones dropped) and their grab timestamps drive resampling later.
     """
-    from edge.capture import CaptureThread, LatestFrameBox
-    from edge.sources import SourceError
+    from edge.runtime.capture import CaptureThread, LatestFrameBox
+    from edge.runtime.sources import SourceError
 
     for n in range(countdown, 0, -1):
         print(f"{n}...", file=sys.stderr, flush=True)
@@ -142,9 +142,9 @@ def _record_camera(
 
 def classify(raw: np.ndarray, ts: np.ndarray, model: object, k: int) -> tuple[list[dict[str, object]], bool]:
     """Top-k for a whole clip, resampling to the model's fps when the clip's rate differs."""
-    from edge.decisions import softmax, top_k
-    from edge.preprocess import preprocess
-    from edge.resample import needs_resampling, resample_window
+    from edge.contract.preprocess import preprocess
+    from edge.runtime.decisions import softmax, top_k
+    from edge.runtime.resample import needs_resampling, resample_window
 
     resampled = needs_resampling(ts, model.fps)  # type: ignore[attr-defined]
     if resampled:
@@ -176,10 +176,10 @@ def _print_table(result: ClipResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.holistic import HolisticExtractor
-    from edge.inference import load_model
-    from edge.layout import has_hands
-    from edge.sources import open_source
+    from edge.contract.layout import has_hands
+    from edge.runtime.holistic import HolisticExtractor
+    from edge.runtime.inference import load_model
+    from edge.runtime.sources import open_source
 
     if (args.video is None) == (args.camera is None):
         raise ValueError("give either a VIDEO file or --camera [DEVICE]")
@@ -218,9 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # OpenCV's own "[ WARN:0@0.1] ... can't be used to capture" lines would precede our one-line
     # error for a bad video; SourceError already says it. Read by cv2 when it is first imported.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    from edge.holistic import ExtractorError
-    from edge.inference import ModelError
-    from edge.sources import SourceError
+    from edge.runtime.holistic import ExtractorError
+    from edge.runtime.inference import ModelError
+    from edge.runtime.sources import SourceError
 
     try:
         return run(args)

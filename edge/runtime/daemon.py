@@ -2,7 +2,7 @@
 
 Threads, one job each (the device has 2 cores; extraction and inference must overlap):
 
-* **capture** (:class:`edge.capture.CaptureThread`): reads the source into a one-slot box that
+* **capture** (:class:`edge.runtime.capture.CaptureThread`): reads the source into a one-slot box that
   always holds the newest frame (live sources drop stale frames; files are paced, never dropped).
 * **main** (:meth:`Daemon.run`): Holistic extraction → ring buffer; every ``stride`` frames, if the
   window holds hands and the scene is not idle, hands the window to inference; pings the systemd
@@ -13,7 +13,7 @@ Threads, one job each (the device has 2 cores; extraction and inference must ove
   runs ONNX Runtime, publishes ``prediction`` and ``sign``.
 * **status** (:class:`StatusThread`): publishes ``status`` every ``status_interval_s``.
 
-Publishing goes straight through :class:`edge.publisher.Publisher`, which serialises its socket
+Publishing goes straight through :class:`edge.runtime.publisher.Publisher`, which serialises its socket
 with a lock and never blocks (a stalled subscriber only loses its own messages).
 
 systemd (``Type=notify``): ``READY=1`` after the first frame is processed, or as soon as the
@@ -44,17 +44,17 @@ from typing import Protocol
 import numpy as np
 
 from edge import __version__
-from edge.capture import CapturedFrame, CaptureThread, LatestFrameBox, ThrottledLog, is_live_spec
-from edge.config import ConfigError, DaemonConfig
-from edge.decisions import IdleTracker, SignDecider, softmax, top_k
-from edge.inference import EdgeModel, load_model
-from edge.layout import has_hands
-from edge.preprocess import preprocess
-from edge.protocol import ErrorCounters, ModelInfo, Prediction, SignEvent, Status, TopKEntry
-from edge.resample import needs_resampling, resample_window
-from edge.ring_buffer import KeypointRingBuffer
-from edge.sdnotify import SystemdNotifier
-from edge.sources import SourceError, VideoSource, open_source
+from edge.contract.layout import has_hands
+from edge.contract.preprocess import preprocess
+from edge.contract.protocol import ErrorCounters, ModelInfo, Prediction, SignEvent, Status, TopKEntry
+from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox, ThrottledLog, is_live_spec
+from edge.runtime.config import ConfigError, DaemonConfig
+from edge.runtime.decisions import IdleTracker, SignDecider, softmax, top_k
+from edge.runtime.inference import EdgeModel, load_model
+from edge.runtime.resample import needs_resampling, resample_window
+from edge.runtime.ring_buffer import KeypointRingBuffer
+from edge.runtime.sdnotify import SystemdNotifier
+from edge.runtime.sources import SourceError, VideoSource, open_source
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ INFERENCE_NICENESS = 5
 
 
 class Extractor(Protocol):
-    """What the main loop needs from :class:`edge.holistic.HolisticExtractor` (tests script it)."""
+    """What the main loop needs from :class:`edge.runtime.holistic.HolisticExtractor` (tests script it)."""
 
     def extract(self, rgb: np.ndarray) -> np.ndarray: ...
     def reset(self) -> None: ...
@@ -476,8 +476,8 @@ class Daemon:
 def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) -> Daemon:
     """Load and open everything that can fail fast, in order: model, file source, extractor, socket.
 
-    Raises :class:`edge.inference.ModelError`, :class:`edge.sources.SourceError`,
-    :class:`edge.config.ConfigError` (endpoint) or ``ExtractorError`` with one-line messages;
+    Raises :class:`edge.runtime.inference.ModelError`, :class:`edge.runtime.sources.SourceError`,
+    :class:`edge.runtime.config.ConfigError` (endpoint) or ``ExtractorError`` with one-line messages;
     whatever was opened before the failure is closed again.
     """
     model = load_model(config.model, threads=config.threads)
@@ -499,7 +499,7 @@ def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) 
         source = open_source(config.source, loop=config.loop)  # a missing/corrupt file is fatal
     extractor = None
     try:
-        from edge.holistic import HolisticExtractor
+        from edge.runtime.holistic import HolisticExtractor
 
         extractor = HolisticExtractor(model_complexity=config.model_complexity)
         publisher = _open_publisher(config)
@@ -515,7 +515,7 @@ def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) 
 def _open_publisher(config: DaemonConfig) -> object:
     import zmq
 
-    from edge.publisher import KeyFileError, Publisher
+    from edge.runtime.publisher import KeyFileError, Publisher
 
     try:
         return Publisher(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.model_contract import NO_SIGN_LABEL
+from edge.contract.model_contract import NO_SIGN_LABEL
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""MediaPipe Holistic → ``float32 [543, 3]`` frames in the layout of :mod:`edge.layout`.
+"""MediaPipe Holistic → ``float32 [543, 3]`` frames in the layout of :mod:`edge.contract.layout`.
 
 The reference keypoints (SLR_SLOVO SPEC §1) were made with MediaPipe Holistic 0.10.18 in video
 mode (tracking on) at model_complexity 1, so that is what this extractor runs. The wheel bundles
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.layout import FACE, LEFT_HAND, NUM_COORDS, NUM_LANDMARKS, POSE, RIGHT_HAND
+from edge.contract.layout import FACE, LEFT_HAND, NUM_COORDS, NUM_LANDMARKS, POSE, RIGHT_HAND
 
 #: The pose landmark model MediaPipe Holistic loads for each model_complexity.
 POSE_MODEL_FILES = {

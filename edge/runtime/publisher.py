@@ -1,4 +1,4 @@
-"""ZeroMQ PUB/SUB endpoints for the protocol in :mod:`edge.protocol`.
+"""ZeroMQ PUB/SUB endpoints for the protocol in :mod:`edge.contract.protocol`.
 
 :class:`Publisher` is what the daemon owns: it binds a PUB socket, stamps every message with the
 envelope (``v``, per-topic ``seq``, ``ts``, ``topic``) and sends without ever blocking. A slow or
@@ -32,7 +32,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from edge.protocol import TOPICS, Message, check_topic, decode, encode, envelope
+from edge.contract.protocol import TOPICS, Message, check_topic, decode, encode, envelope
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class Publisher:
     def publish(self, topic: str, payload: Mapping[str, Any] | Message) -> bool:
         """Stamp ``payload`` with the envelope and send it without blocking.
 
-        ``payload`` is a body dict or a :mod:`edge.protocol` message dataclass. ``seq`` advances
+        ``payload`` is a body dict or a :mod:`edge.contract.protocol` message dataclass. ``seq`` advances
         even when the message is dropped, so subscribers see the gap.
 
         Returns:
@@ -244,7 +244,7 @@ class Subscriber:
 
     Args:
         endpoint: the publisher's endpoint.
-        topics: topics to receive; empty means all of :data:`edge.protocol.TOPICS`.
+        topics: topics to receive; empty means all of :data:`edge.contract.protocol.TOPICS`.
         rcvhwm: messages queued locally before ZeroMQ drops new ones.
         curve_server_key: the publisher's public ``.key`` file; enables CURVE.
         curve_client_key: this client's ``.key_secret`` file (required with ``curve_server_key``).
@@ -282,7 +282,7 @@ class Subscriber:
         """Next ``(topic, payload)`` on a subscribed topic, or None after ``timeout_s`` seconds.
 
         ``timeout_s=None`` waits forever. Malformed messages raise
-        :class:`edge.protocol.ProtocolError` so callers can report them and keep going.
+        :class:`edge.contract.protocol.ProtocolError` so callers can report them and keep going.
         """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from edge.publisher import is_loopback
+from edge.runtime.publisher import is_loopback
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -3,7 +3,7 @@
 On a slow device extraction runs below camera rate (about 11 frames/s on a 2-core board), so a
 sign that took 60 frames in the 30 fps training data would occupy 22 frames of the buffer and look
 three times faster to the model. Interpolating the window onto a uniform grid at the model's
-``slr.fps`` restores the duration the model was trained on before :func:`edge.preprocess.preprocess`.
+``slr.fps`` restores the duration the model was trained on before :func:`edge.contract.preprocess.preprocess`.
 
 Missing values (NaN): each output value is the linear interpolation of its two neighbouring input
 frames when both are present; when either is missing it takes the value of the *nearest* neighbour

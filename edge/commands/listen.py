@@ -25,8 +25,8 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from edge.protocol import SCHEMA_VERSION, TOPICS, ProtocolError
-from edge.publisher import DEFAULT_ENDPOINT, KeyFileError, Subscriber
+from edge.contract.protocol import SCHEMA_VERSION, TOPICS, ProtocolError
+from edge.runtime.publisher import DEFAULT_ENDPOINT, KeyFileError, Subscriber
 
 BAR_WIDTH = 24
 TOP_SHOWN = 5

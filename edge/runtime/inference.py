@@ -20,8 +20,8 @@ import numpy as np
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-from edge.layout import LAYOUT_NAME, NUM_MODEL_ROWS
-from edge.model_contract import (
+from edge.contract.layout import LAYOUT_NAME, NUM_MODEL_ROWS
+from edge.contract.model_contract import (
     DEFAULT_FPS,
     INPUT_FRAME_IDX,
     INPUT_FRAMES,

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.annotations import ANNOTATION_COLUMNS, AnnotationsError, read_annotations
-from edge.holistic import ExtractorError, HolisticExtractor, check_model_complexity
-from edge.keypoint_file import KEYPOINT_SUFFIX, KeypointFileError, save_keypoints
-from edge.model_contract import DEFAULT_FPS
-from edge.sources import (
+from edge.contract.annotations import ANNOTATION_COLUMNS, AnnotationsError, read_annotations
+from edge.contract.keypoint_file import KEYPOINT_SUFFIX, KeypointFileError, save_keypoints
+from edge.contract.model_contract import DEFAULT_FPS
+from edge.runtime.holistic import ExtractorError, HolisticExtractor, check_model_complexity
+from edge.runtime.sources import (
     VIDEO_EXTENSIONS,
     Frame,
     SourceError,
@@ -52,7 +52,7 @@ Output: one OUTDIR/<id>.npz per video with
                                    right hand 522-542; x, y, z; NaN where a part was not found
   timestamps  float64 [N]          seconds from the start of the video (stream pts)
   fps         float                the video's frame rate
-Read them with edge.keypoint_file.load_keypoints().
+Read them with edge.contract.keypoint_file.load_keypoints().
 
 Resuming: videos whose OUTDIR/<id>.npz exists are skipped (files are written atomically, so an
 interrupted run never leaves a partial .npz); rerun the same command to continue, or pass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.layout import MODEL_HAND_ROWS, MODEL_ROWS, NUM_LANDMARKS, has_hands
+from edge.contract.layout import MODEL_HAND_ROWS, MODEL_ROWS, NUM_LANDMARKS, has_hands
 
 WINDOW = 128
 PAD_INDEX = -1.0

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.sources import STREAM_SCHEMES, Frame, SourceError, VideoSource, open_source
+from edge.runtime.sources import STREAM_SCHEMES, Frame, SourceError, VideoSource, open_source
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class CaptureThread(threading.Thread):
         box: where frames go; its ``drop_stale`` should be ``is_live_spec(spec)``.
         source: an already opened source (the daemon opens files up front to fail fast), or None.
         loop: restart a file at its end.
-        opener: :func:`edge.sources.open_source`; injectable for tests.
+        opener: :func:`edge.runtime.sources.open_source`; injectable for tests.
     """
 
     def __init__(

@@ -13,7 +13,7 @@ OUTPUT_LOGITS = "logits"  # float32 [batch, classes]
 
 META_LABELS = "slr.labels"  # JSON list of class names, index = class id
 META_WINDOW = "slr.window"  # int, frames per window (128)
-META_LAYOUT = "slr.layout"  # name of the 92-row layout (edge.layout.LAYOUT_NAME)
+META_LAYOUT = "slr.layout"  # name of the 92-row layout (edge.contract.layout.LAYOUT_NAME)
 META_CONFIG = "slr.config"  # JSON of the model configuration
 META_SOURCE_SHA256 = "slr.source_sha256"  # sha256 of the checkpoint the model came from
 META_EXPORTER_VERSION = "slr.exporter_version"

@@ -1,7 +1,7 @@
 """The ZeroMQ message protocol: topics, payload builders, framing and schema validation.
 
 This is the one place that knows what a message looks like; ``docs/PROTOCOL.md`` describes it for
-people and ``edge/schemas/<topic>.json`` (JSON Schema 2020-12) for machines.
+people and ``edge/contract/schemas/<topic>.json`` (JSON Schema 2020-12) for machines.
 
 Every message is two ZeroMQ frames::
 
@@ -10,7 +10,7 @@ Every message is two ZeroMQ frames::
 The topic frame comes first so subscribers filter with ZeroMQ's prefix subscription and never
 parse JSON they do not want. Every JSON object carries the envelope fields ``v`` (schema version),
 ``seq`` (per-topic counter of one publisher: a subscriber that filters topics can still detect
-drops), ``ts`` (wall-clock unix seconds) and ``topic``; :class:`edge.publisher.Publisher` adds them,
+drops), ``ts`` (wall-clock unix seconds) and ``topic``; :class:`edge.runtime.publisher.Publisher` adds them,
 so the daemon builds only the body with :class:`Prediction`, :class:`SignEvent` or :class:`Status`.
 
 ``jsonschema`` is a dev dependency: :func:`validate` imports it lazily so the daemon never needs it.
@@ -192,7 +192,7 @@ def decode(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
 
 @cache
 def _schema_text(topic: str) -> str:
-    return resources.files("edge").joinpath("schemas", f"{topic}.json").read_text(encoding="utf-8")
+    return resources.files("edge.contract").joinpath("schemas", f"{topic}.json").read_text(encoding="utf-8")
 
 
 def load_schema(topic: str) -> dict[str, Any]:

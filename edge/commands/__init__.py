@@ -1,0 +1,1 @@
+"""Console commands of the device package: ``slr-edge``, ``slr-listen`` and ``slr-predict``."""

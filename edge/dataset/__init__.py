@@ -1,0 +1,1 @@
+"""Dataset preparation (not device runtime): batch keypoint extraction with ``slr-extract``."""
