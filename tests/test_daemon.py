@@ -449,8 +449,8 @@ def test_pipeline_stops_inferring_when_idle_and_survives_errors(model_path: Path
 
 def test_inference_worker_replaces_pending_window_and_counts_errors(model_path: Path) -> None:
     from edge.runtime.config import DaemonConfig
-    from edge.runtime.daemon import InferenceWorker, WindowJob
     from edge.runtime.inference import load_model
+    from edge.runtime.inference_worker import InferenceWorker, WindowJob
 
     real = load_model(model_path)
     gate = threading.Event()
@@ -488,3 +488,58 @@ def test_inference_worker_replaces_pending_window_and_counts_errors(model_path: 
     worker.join(HANG_GUARD_S)
     assert [p.window_end for p in publisher.of("prediction")] == [1.0, 3.0]
     assert (worker.skipped, worker.completed, worker.errors) == (1, 2, 1)
+
+
+@pytest.mark.parametrize("step", [1, 3], ids=["30fps", "10fps-resampled"])
+def test_daemon_and_slr_predict_give_identical_top_k(
+    model_path: Path, tiny_vectors: dict[str, np.ndarray], step: int
+) -> None:
+    """One clip's keypoints through the daemon (one final window) and through slr-predict's path."""
+    from edge.runtime.classify import classify_clip
+    from edge.runtime.config import DaemonConfig
+    from edge.runtime.daemon import Daemon
+    from edge.runtime.inference import load_model
+    from edge.runtime.sources import Frame
+
+    raw = tiny_vectors["case0_raw"][::step]
+    ts = np.arange(len(raw)) * step / 30.0
+
+    class ReplaySource:
+        is_live, fps, name = False, 30.0 / step, "replay.mp4"
+
+        def __init__(self) -> None:
+            self.i = 0
+
+        def read(self) -> Any:
+            if self.i == len(raw):
+                return None
+            self.i += 1
+            return Frame(np.zeros((8, 8, 3), np.uint8), float(ts[self.i - 1]), self.i - 1)
+
+        def close(self) -> None:
+            pass
+
+    class ReplayExtractor:
+        def __init__(self) -> None:
+            self.i = 0
+
+        def extract(self, rgb: np.ndarray) -> np.ndarray:
+            self.i += 1
+            return raw[self.i - 1]
+
+        def reset(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    model = load_model(model_path)
+    # A stride longer than the clip: the only window is the one flushed at the end of the file.
+    config = DaemonConfig(model=str(model_path), source="replay.mp4", stride=10_000, idle_after_s=60.0)
+    publisher = RecordingPublisher()
+    daemon = Daemon(config, model, ReplayExtractor(), publisher, ReplaySource())  # type: ignore[arg-type]
+    assert daemon.run() == 0
+    (prediction,) = publisher.of("prediction")
+    clip = classify_clip(model, raw, ts, k=config.top_k, source="replay.mp4")
+    assert list(prediction.top_k) == clip.top_k
+    assert prediction.resampled == clip.resampled == (step == 3)

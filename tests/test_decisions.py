@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.runtime.decisions import Decision, IdleTracker, Ranked, SignDecider, softmax, top_k
+from edge.contract.protocol import TopKEntry
+from edge.runtime.decisions import Decision, IdleTracker, SignDecider, softmax, top_k
 
 LABELS = ["a", "b", "c", "---"]
 
 
-def best(probs: list[float]) -> Ranked:
+def best(probs: list[float]) -> TopKEntry:
     return top_k(np.array(probs), LABELS, 1)[0]
 
 

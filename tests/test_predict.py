@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.commands.predict import classify
+from edge.runtime.classify import classify_window
 from edge.runtime.inference import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,16 +42,16 @@ def test_json_result_matches_in_process_classification(
     assert len(result["top_k"]) == 3
     # Same answer as classifying the reference keypoints of this clip directly.
     raw = tiny_vectors["case0_raw"]
-    expected, _ = classify(raw, np.arange(len(raw)) / 30.0, load_model(model_path), 3)
-    assert result["top_k"][0]["index"] == expected[0]["index"]
-    assert result["top_k"][0]["prob"] == pytest.approx(expected[0]["prob"], abs=0.05)
+    expected = classify_window(load_model(model_path), raw, np.arange(len(raw)) / 30.0, k=3).top_k
+    assert result["top_k"][0]["index"] == expected[0].index
+    assert result["top_k"][0]["prob"] == pytest.approx(expected[0].prob, abs=0.05)
 
 
 def test_classify_resamples_a_slow_clip(model_path: Path, tiny_vectors: dict[str, np.ndarray]) -> None:
     raw = tiny_vectors["case0_raw"]
     model = load_model(model_path)
-    _, resampled = classify(raw[::3], np.arange(0, len(raw), 3) / 30.0, model, 5)
-    assert resampled is True
+    result = classify_window(model, raw[::3], np.arange(0, len(raw), 3) / 30.0, k=5)
+    assert result.resampled is True
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """``slr-predict``: classify one clip (a video file, or a few seconds from a camera) and print the top-k.
 
 A one-shot check that a model and a camera work, before deploying the daemon: same extractor,
-same preprocessing, same model loading, but the whole clip is one window. When the clip's frame
+same model loading and the same classification path
+(:func:`edge.runtime.classify.classify_window`), but the whole clip is one window. When the clip's frame
 rate differs from the model's (a camera at 15 fps, or extraction slower than the camera) the
 keypoints are resampled to the model's rate first, exactly as the daemon does.
 """
@@ -14,10 +15,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from edge.runtime.classify import ClipResult
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -33,30 +37,6 @@ examples:
 exit codes: 0 result printed (also when no hands were found: a warning says so),
             2 missing/corrupt video, unusable model, camera not available; 1 unexpected error
 """
-
-
-@dataclass(frozen=True)
-class ClipResult:
-    """What ``slr-predict`` reports for one clip."""
-
-    source: str
-    model: str
-    frames: int
-    hand_frames: int
-    clip_fps: float | None
-    resampled: bool
-    top_k: list[dict[str, object]]
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "source": self.source,
-            "model": self.model,
-            "frames": self.frames,
-            "hand_frames": self.hand_frames,
-            "clip_fps": None if self.clip_fps is None else round(self.clip_fps, 3),
-            "resampled": self.resampled,
-            "top_k": self.top_k,
-        }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,21 +120,6 @@ def _record_camera(
     return np.stack(frames), np.asarray(stamps, dtype=np.float64), capture.fps
 
 
-def classify(raw: np.ndarray, ts: np.ndarray, model: object, k: int) -> tuple[list[dict[str, object]], bool]:
-    """Top-k for a whole clip, resampling to the model's fps when the clip's rate differs."""
-    from edge.contract.preprocess import preprocess
-    from edge.runtime.decisions import softmax, top_k
-    from edge.runtime.resample import needs_resampling, resample_window
-
-    resampled = needs_resampling(ts, model.fps)  # type: ignore[attr-defined]
-    if resampled:
-        raw, ts = resample_window(raw, ts, model.fps)  # type: ignore[attr-defined]
-    frames, idx = preprocess(raw, model.window)  # type: ignore[attr-defined]
-    probs = softmax(model.predict(frames, idx))  # type: ignore[attr-defined]
-    ranked = top_k(probs, model.labels, k)  # type: ignore[attr-defined]
-    return [{"label": r.label, "index": r.index, "prob": round(r.prob, 6)} for r in ranked], resampled
-
-
 def _print_table(result: ClipResult) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -165,7 +130,7 @@ def _print_table(result: ClipResult) -> None:
     table.add_column("class", justify="right")
     table.add_column("probability", justify="right")
     for rank, entry in enumerate(result.top_k, 1):
-        table.add_row(str(rank), str(entry["label"]), str(entry["index"]), f"{float(entry['prob']):.3f}")
+        table.add_row(str(rank), entry.label, str(entry.index), f"{entry.prob:.3f}")
     console = Console()
     console.print(table)
     fps = "?" if result.clip_fps is None else f"{result.clip_fps:.1f}"
@@ -176,7 +141,7 @@ def _print_table(result: ClipResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.contract.layout import has_hands
+    from edge.runtime.classify import classify_clip
     from edge.runtime.holistic import HolisticExtractor
     from edge.runtime.inference import load_model
     from edge.runtime.sources import open_source
@@ -199,13 +164,11 @@ def run(args: argparse.Namespace) -> int:
             raw, ts, fps = _extract_file(source, extractor, progress)
         else:
             raw, ts, fps = _record_camera(name, source, args.seconds, args.countdown, extractor, progress)
-    top, resampled = classify(raw, ts, model, args.top_k)
-    hands = int(has_hands(raw).sum())
-    if hands == 0:
+    result = classify_clip(model, raw, ts, k=args.top_k, source=name, clip_fps=fps)
+    if result.hand_frames == 0:
         print(
             f"slr-predict: warning: no hands found in {name}; the result is not meaningful", file=sys.stderr
         )
-    result = ClipResult(name, model.name, len(raw), hands, fps, resampled, top)
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
     else:

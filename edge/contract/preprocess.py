@@ -14,18 +14,25 @@ WINDOW = 128
 PAD_INDEX = -1.0
 
 
-def preprocess(raw: np.ndarray, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
+def preprocess(
+    raw: np.ndarray, window: int = WINDOW, hands: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Turn ``raw [N, 543, 3]`` (NaN = missing) into ``frames [window, 92, 3]`` and ``idx [window]``.
 
     ``idx`` holds each output frame's (possibly fractional) position relative to the first frame
-    with hands; ``-1`` marks padding. Output contains no NaN.
+    with hands; ``-1`` marks padding. Output contains no NaN. ``hands`` is ``has_hands(raw)`` when
+    the caller has it already (the classifier counts hand frames too): computed once per window.
     """
     raw = np.asarray(raw, dtype=np.float32)
     if raw.ndim != 3 or raw.shape[1:] != (NUM_LANDMARKS, 3) or raw.shape[0] == 0:
         raise ValueError(f"expected raw keypoints of shape [N>=1, {NUM_LANDMARKS}, 3], got {raw.shape}")
     n_raw = raw.shape[0]
 
-    keep = np.flatnonzero(has_hands(raw))
+    if hands is None:
+        hands = has_hands(raw)
+    elif hands.shape != (n_raw,):
+        raise ValueError(f"hands must be [{n_raw}], got {hands.shape}")
+    keep = np.flatnonzero(hands)
     if keep.size == 0:
         keep = np.arange(n_raw)
     idx = (keep - keep[0]).astype(np.float32)

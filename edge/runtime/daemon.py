@@ -7,10 +7,11 @@ Threads, one job each (the device has 2 cores; extraction and inference must ove
 * **main** (:meth:`Daemon.run`): Holistic extraction → ring buffer; every ``stride`` frames, if the
   window holds hands and the scene is not idle, hands the window to inference; pings the systemd
   watchdog only while it makes progress, so a hung pipeline gets restarted.
-* **inference** (:class:`InferenceWorker`): a one-slot queue; if it is still busy when a new
-  window comes, the newer window replaces the pending one (counted as skipped), so inference can
-  never stall capture or extraction. Preprocesses (optionally resampling to the model's fps),
-  runs ONNX Runtime, publishes ``prediction`` and ``sign``.
+* **inference** (:class:`edge.runtime.inference_worker.InferenceWorker`): a one-slot queue; if it
+  is still busy when a new window comes, the newer window replaces the pending one (counted as
+  skipped), so inference can never stall capture or extraction. Classifies the window the way
+  ``slr-predict`` classifies a clip (:func:`edge.runtime.classify.classify_window`) and publishes
+  ``prediction`` and ``sign``.
 * **status** (:class:`StatusThread`): publishes ``status`` every ``status_interval_s``.
 
 Publishing goes straight through :class:`edge.runtime.publisher.Publisher`, which serialises its socket
@@ -32,26 +33,22 @@ running (a bad frame, an extraction or inference error, a camera unplugged) is l
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
 
 import numpy as np
 
 from edge import __version__
-from edge.contract.layout import has_hands
-from edge.contract.preprocess import preprocess
-from edge.contract.protocol import ErrorCounters, ModelInfo, Prediction, SignEvent, Status, TopKEntry
+from edge.contract.protocol import ErrorCounters, ModelInfo, Status
 from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox, ThrottledLog, is_live_spec
 from edge.runtime.config import ConfigError, DaemonConfig
-from edge.runtime.decisions import IdleTracker, SignDecider, softmax, top_k
+from edge.runtime.decisions import IdleTracker
 from edge.runtime.inference import EdgeModel, load_model
-from edge.runtime.resample import needs_resampling, resample_window
+from edge.runtime.inference_worker import InferenceWorker, WindowJob, percentile
+from edge.runtime.publisher import MessageSink
 from edge.runtime.ring_buffer import KeypointRingBuffer
 from edge.runtime.sdnotify import SystemdNotifier
 from edge.runtime.sources import SourceError, VideoSource, open_source
@@ -62,9 +59,6 @@ log = logging.getLogger(__name__)
 JOIN_TIMEOUT_S = 0.5
 #: How long an ended file waits for its last window's inference before exiting.
 DRAIN_TIMEOUT_S = 30.0
-LATENCY_SAMPLES = 200
-#: Niceness added to the inference thread (see :func:`_lower_priority`).
-INFERENCE_NICENESS = 5
 
 
 class Extractor(Protocol):
@@ -73,149 +67,6 @@ class Extractor(Protocol):
     def extract(self, rgb: np.ndarray) -> np.ndarray: ...
     def reset(self) -> None: ...
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class WindowJob:
-    """A copy of the buffer handed to inference, plus when its newest frame reached extraction."""
-
-    raw: np.ndarray
-    ts: np.ndarray
-    available_at: float
-
-
-def _lower_priority(niceness: int) -> None:
-    """Make the calling thread yield the CPU to extraction when both want it (Linux: per-thread nice).
-
-    On 2 cores, capture decoding, MediaPipe and ONNX Runtime (intra-op 1: it computes in this
-    thread) compete. A late prediction costs little; a late extraction loses frames for every
-    later window. Raising niceness needs no privilege; where it is unsupported nothing happens.
-    """
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-    except (AttributeError, OSError) as exc:  # not Linux, or a sandbox that forbids it
-        log.debug("cannot lower inference priority: %s", exc)
-
-
-def _percentile(values: deque[float], q: float) -> float | None:
-    return float(np.percentile(np.fromiter(values, float), q)) if values else None
-
-
-class InferenceWorker(threading.Thread):
-    """Runs the model on the newest submitted window and publishes the results."""
-
-    def __init__(self, model: EdgeModel, publisher: object, config: DaemonConfig) -> None:
-        super().__init__(name="inference", daemon=True)
-        self.model = model
-        self.publisher = publisher
-        self.config = config
-        self.decider = SignDecider(config.threshold, config.consecutive)
-        self.errors = 0
-        self.skipped = 0
-        self.completed = 0
-        self.signs = 0
-        self.inference_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
-        #: Wall time from the window's newest frame reaching extraction to its prediction being sent.
-        self.publish_latency_ms: deque[float] = deque(maxlen=10_000)
-        self._cond = threading.Condition()
-        self._pending: WindowJob | None = None
-        self._busy = False
-        self._stopping = False
-        self._reset_requested = False
-        self._throttled = ThrottledLog(log)
-
-    def submit(self, job: WindowJob) -> None:
-        """Queue ``job``; a job still pending is replaced (and counted as skipped)."""
-        with self._cond:
-            if self._pending is not None:
-                self.skipped += 1
-            self._pending = job
-            self._cond.notify_all()
-
-    def reset_decisions(self) -> None:
-        """A window without hands (or idle): the next decision streak starts from scratch."""
-        with self._cond:
-            self._reset_requested = True
-
-    def drain(self, timeout: float) -> bool:
-        """Wait until nothing is pending or running; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(
-                lambda: (self._pending is None and not self._busy) or self._stopping, timeout
-            )
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._pending = None
-            self._cond.notify_all()
-
-    @property
-    def p50_ms(self) -> float | None:
-        return _percentile(self.inference_ms, 50)
-
-    def run(self) -> None:
-        _lower_priority(INFERENCE_NICENESS)
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._pending is not None or self._stopping)
-                if self._stopping:
-                    return
-                job, self._pending, self._busy = self._pending, None, True
-                reset, self._reset_requested = self._reset_requested, False
-            try:
-                if reset:
-                    self.decider.reset()
-                self._process(job)
-            except Exception as exc:  # a failed window is counted, never fatal
-                self.errors += 1
-                self._throttled(logging.ERROR, "infer", "inference failed: %s", exc)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
-
-    def _process(self, job: WindowJob) -> None:
-        raw, ts = job.raw, job.ts
-        resampled = self.config.resample and needs_resampling(ts, self.model.fps)
-        if resampled:
-            raw, ts = resample_window(raw, ts, self.model.fps, self.model.window)
-        frames, idx = preprocess(raw, self.model.window)
-        started = time.perf_counter()
-        logits = self.model.predict(frames, idx)
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
-        probs = softmax(logits)
-        if not np.isfinite(probs).all():
-            raise ValueError("model produced non-finite logits")
-        ranked = top_k(probs, self.model.labels, self.config.top_k)
-        start, end = float(ts[0]), float(ts[-1])
-        prediction = Prediction(
-            top_k=[TopKEntry(r.label, r.index, round(r.prob, 6)) for r in ranked],
-            window_start=round(start, 4),
-            window_end=round(end, 4),
-            frames_used=int(has_hands(raw).sum()),
-            inference_ms=round(elapsed_ms, 3),
-            resampled=bool(resampled),
-            model=self.model.name,
-        )
-        self.publisher.send(prediction)
-        self.publish_latency_ms.append((time.time() - job.available_at) * 1000.0)
-        self.inference_ms.append(elapsed_ms)
-        self.completed += 1
-        decision = self.decider.update(ranked[0], True, start, end)
-        if decision is not None:
-            self.signs += 1
-            log.info("sign %s (p=%.2f, %d windows)", decision.label, decision.prob, decision.windows)
-            self.publisher.send(
-                SignEvent(
-                    label=decision.label,
-                    index=decision.index,
-                    prob=round(decision.prob, 6),
-                    windows=decision.windows,
-                    window_start=round(decision.window_start, 4),
-                    window_end=round(decision.window_end, 4),
-                )
-            )
 
 
 class StatusThread(threading.Thread):
@@ -263,7 +114,7 @@ class Daemon:
         config: DaemonConfig,
         model: EdgeModel,
         extractor: Extractor,
-        publisher: object,
+        publisher: MessageSink,
         source: VideoSource | None,
         notifier: SystemdNotifier | None = None,
     ) -> None:
@@ -444,7 +295,7 @@ class Daemon:
         try:
             self.extractor.close()
         finally:
-            self.publisher.close()  # type: ignore[attr-defined]
+            self.publisher.close()
         self._log_summary()
 
     def _log_summary(self) -> None:
@@ -455,7 +306,7 @@ class Daemon:
         )
         fps = (self.extracted - 1) / elapsed if elapsed > 0 else 0.0
         lat = self.worker.publish_latency_ms
-        p50, p95 = _percentile(lat, 50), _percentile(lat, 95)
+        p50, p95 = percentile(lat, 50), percentile(lat, 95)
         log.info(
             "summary: frames=%d extraction_fps=%.2f windows=%d skipped=%d signs=%d dropped=%d "
             "errors(extraction=%d inference=%d frames=%d) publish_latency_ms(p50=%s p95=%s)",
@@ -512,7 +363,7 @@ def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) 
     return Daemon(config, model, extractor, publisher, source, notifier)
 
 
-def _open_publisher(config: DaemonConfig) -> object:
+def _open_publisher(config: DaemonConfig) -> MessageSink:
     import zmq
 
     from edge.runtime.publisher import KeyFileError, Publisher

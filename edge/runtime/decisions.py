@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.contract.model_contract import NO_SIGN_LABEL
+from edge.contract.protocol import TopKEntry
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -25,21 +26,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-@dataclass(frozen=True)
-class Ranked:
-    """One class of a window's top-k."""
-
-    label: str
-    index: int
-    prob: float
-
-
-def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> list[Ranked]:
-    """The ``k`` most probable classes, most probable first (ties: lower index first)."""
+def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> list[TopKEntry]:
+    """The ``k`` most probable classes, most probable first (ties: lower index first), unrounded."""
     probs = np.asarray(probs, dtype=np.float64)
     k = max(1, min(k, probs.shape[-1]))
     order = np.argsort(-probs, kind="stable")[:k]
-    return [Ranked(labels[i], int(i), float(probs[i])) for i in order]
+    return [TopKEntry(labels[i], int(i), float(probs[i])) for i in order]
 
 
 @dataclass(frozen=True)
@@ -82,7 +74,7 @@ class SignDecider:
         self._streak = 0
 
     def update(
-        self, best: Ranked, has_hands: bool = True, window_start: float = 0.0, window_end: float = 0.0
+        self, best: TopKEntry, has_hands: bool = True, window_start: float = 0.0, window_end: float = 0.0
     ) -> Decision | None:
         """Feed one window's top class; returns a :class:`Decision` on the window that completes a streak."""
         if not has_hands or best.prob < self.threshold:

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import zmq
@@ -92,6 +92,13 @@ def _authorized_location(authorized_dir: Path | str | None) -> str:
     if not any(path.glob("*.key")):
         raise KeyFileError(f"CURVE authorized clients directory has no *.key files: {path}")
     return str(path)
+
+
+class MessageSink(Protocol):
+    """Where the daemon's threads send messages: a :class:`Publisher`, or a recorder in tests."""
+
+    def send(self, message: Message) -> object: ...
+    def close(self) -> None: ...
 
 
 class Publisher:

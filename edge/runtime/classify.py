@@ -1,0 +1,158 @@
+"""One keypoint sequence → one ranked result: the single path every consumer of the model takes.
+
+The daemon's inference worker (a sliding window of the ring buffer), ``slr-predict`` (a whole
+clip) and anything else that classifies keypoints call :func:`classify_window`, so they resample,
+preprocess, reject a broken output and rank in exactly the same way: a clip given to
+``slr-predict`` and the same keypoints seen by the daemon get the same top-k.
+
+``resample → preprocess → predict → reject non-finite → softmax → top-k``
+
+:func:`classify_clip` wraps it for a whole recorded clip and returns :class:`ClipResult`, the
+object ``slr-predict --json`` prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.contract.layout import has_hands
+from edge.contract.preprocess import preprocess
+from edge.contract.protocol import TopKEntry
+from edge.runtime.decisions import softmax, top_k
+from edge.runtime.resample import needs_resampling, resample_window
+
+#: Decimals of a probability in every published or printed result.
+PROB_DECIMALS = 6
+
+
+class WindowModel(Protocol):
+    """What classification needs of a model (:class:`edge.runtime.inference.EdgeModel`; tests script it)."""
+
+    @property
+    def labels(self) -> Sequence[str]: ...
+    @property
+    def window(self) -> int: ...
+    @property
+    def fps(self) -> float: ...
+    @property
+    def name(self) -> str: ...
+    def predict(self, frames: np.ndarray, idx: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """The model's answer for one keypoint sequence."""
+
+    #: Most probable classes first, with unrounded probabilities (the decision threshold compares these).
+    top_k: tuple[TopKEntry, ...]
+    #: Timestamps (seconds) of the first and last frame the model saw.
+    window_start: float
+    window_end: float
+    #: Frames with hands among those the model saw (after resampling).
+    hand_frames: int
+    #: Whether the sequence was resampled to the model's frame rate first.
+    resampled: bool
+    #: Time spent in the model itself.
+    inference_ms: float
+
+    @property
+    def best(self) -> TopKEntry:
+        return self.top_k[0]
+
+    def rounded_top_k(self) -> list[TopKEntry]:
+        """The top-k as published and printed: probabilities rounded to :data:`PROB_DECIMALS`."""
+        return [replace(entry, prob=round(entry.prob, PROB_DECIMALS)) for entry in self.top_k]
+
+
+def classify_window(
+    model: WindowModel,
+    raw: np.ndarray,
+    ts: np.ndarray,
+    *,
+    k: int,
+    resample: bool = True,
+    max_frames: int | None = None,
+    hands: np.ndarray | None = None,
+) -> WindowResult:
+    """Classify ``raw [N, 543, 3]`` captured at times ``ts [N]`` (seconds).
+
+    When ``resample`` is on and the sequence's frame rate differs from ``model.fps``, it is first
+    interpolated onto the model's rate; ``max_frames`` then keeps only the most recent grid points
+    (the daemon passes its window, so a window keeps covering the newest frames). ``hands`` is
+    ``has_hands(raw)`` if the caller has it already. Raises ``ValueError`` if the model's output is
+    not finite (a NaN result must never be published as a probability).
+    """
+    ts = np.asarray(ts, dtype=np.float64)
+    resampled = resample and needs_resampling(ts, model.fps)
+    if resampled:
+        raw, ts = resample_window(raw, ts, model.fps, max_frames)
+        hands = None
+    if hands is None:
+        hands = has_hands(raw)
+    frames, idx = preprocess(raw, model.window, hands=hands)
+    started = time.perf_counter()
+    logits = model.predict(frames, idx)
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    probs = softmax(logits)
+    if not np.isfinite(probs).all():
+        raise ValueError("model produced non-finite logits")
+    return WindowResult(
+        top_k=tuple(top_k(probs, model.labels, k)),
+        window_start=float(ts[0]),
+        window_end=float(ts[-1]),
+        hand_frames=int(hands.sum()),
+        resampled=bool(resampled),
+        inference_ms=elapsed_ms,
+    )
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """What ``slr-predict`` reports for one clip (and what a web upload returns)."""
+
+    source: str
+    model: str
+    frames: int
+    hand_frames: int
+    clip_fps: float | None
+    resampled: bool
+    top_k: list[TopKEntry]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "model": self.model,
+            "frames": self.frames,
+            "hand_frames": self.hand_frames,
+            "clip_fps": None if self.clip_fps is None else round(self.clip_fps, 3),
+            "resampled": self.resampled,
+            "top_k": [{"label": e.label, "index": e.index, "prob": e.prob} for e in self.top_k],
+        }
+
+
+def classify_clip(
+    model: WindowModel,
+    raw: np.ndarray,
+    ts: np.ndarray,
+    *,
+    k: int,
+    source: str,
+    clip_fps: float | None = None,
+) -> ClipResult:
+    """A whole clip as one window (resampled to the model's rate if needed); counts describe the clip."""
+    hands = has_hands(raw)
+    result = classify_window(model, raw, ts, k=k, hands=hands)
+    return ClipResult(
+        source=source,
+        model=model.name,
+        frames=len(raw),
+        hand_frames=int(hands.sum()),
+        clip_fps=clip_fps,
+        resampled=result.resampled,
+        top_k=result.rounded_top_k(),
+    )
