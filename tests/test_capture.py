@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox, is_live_spec
-from edge.runtime.sources import Frame, SourceError, SourceLost
+from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox
+from edge.runtime.sources import Frame, SourceError, SourceLost, is_live_spec, source_kind
 
 GUARD_S = 30.0
 
@@ -21,6 +21,17 @@ def item(i: int) -> CapturedFrame:
 def test_is_live_spec() -> None:
     assert all(map(is_live_spec, [0, "2", "/dev/video0", "rtsp://cam/stream", "http://x/y.mjpg"]))
     assert not any(map(is_live_spec, ["clip.mp4", "/data/video.avi", "demo.gif"]))
+
+
+def test_liveness_is_decided_once_and_ignores_surrounding_spaces() -> None:
+    from edge.runtime.sources import open_source
+
+    assert [source_kind(s) for s in (" /dev/video0", " 3 ", " RTSP://cam/x", " clip.mp4")] == [
+        "camera", "camera", "stream", "file",
+    ]  # fmt: skip
+    # open_source takes the same decision: a padded camera path is a camera, not a missing file.
+    with pytest.raises(SourceError, match="cannot open camera '/dev/video99'"):
+        open_source(" /dev/video99")
 
 
 def test_live_box_keeps_newest_and_counts_drops() -> None:

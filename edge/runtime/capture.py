@@ -23,24 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.runtime.sources import STREAM_SCHEMES, Frame, SourceError, VideoSource, open_source
+from edge.runtime.sources import Frame, SourceError, VideoSource, open_source
 
 log = logging.getLogger(__name__)
 
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 10.0
-
-
-def is_live_spec(spec: str | int) -> bool:
-    """Whether ``spec`` names a live source (camera index, ``/dev/...``, stream URL) rather than a file.
-
-    Decided from the spec alone, because a camera that is unplugged at start must still be treated
-    as live (retry) while a missing file is an error (it will not appear by retrying).
-    """
-    if isinstance(spec, int):
-        return True
-    text = str(spec).strip()
-    return text.isdigit() or text.startswith("/dev/") or text.lower().startswith(STREAM_SCHEMES)
 
 
 class ThrottledLog:
@@ -131,7 +119,7 @@ class CaptureThread(threading.Thread):
 
     Args:
         spec: the source (file path, ``/dev/videoN``, index, URL).
-        box: where frames go; its ``drop_stale`` should be ``is_live_spec(spec)``.
+        box: where frames go; its ``drop_stale`` should be :func:`edge.runtime.sources.is_live_spec`.
         source: an already opened source (the daemon opens files up front to fail fast), or None.
         loop: restart a file at its end.
         opener: :func:`edge.runtime.sources.open_source`; injectable for tests.

@@ -43,7 +43,7 @@ import numpy as np
 
 from edge import __version__
 from edge.contract.protocol import ErrorCounters, ModelInfo, Status
-from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox, ThrottledLog, is_live_spec
+from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox, ThrottledLog
 from edge.runtime.config import ConfigError, DaemonConfig
 from edge.runtime.decisions import IdleTracker
 from edge.runtime.inference import EdgeModel, load_model
@@ -51,7 +51,7 @@ from edge.runtime.inference_worker import InferenceWorker, WindowJob, percentile
 from edge.runtime.publisher import MessageSink
 from edge.runtime.ring_buffer import KeypointRingBuffer
 from edge.runtime.sdnotify import SystemdNotifier
-from edge.runtime.sources import SourceError, VideoSource, open_source
+from edge.runtime.sources import SourceError, VideoSource, is_live_spec, open_source
 
 log = logging.getLogger(__name__)
 

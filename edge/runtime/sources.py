@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -159,6 +160,31 @@ def quiet_opencv_warnings() -> None:
     cv2.setLogLevel(_OPENCV_LOG_LEVEL_ERROR)
 
 
+SourceKind = Literal["camera", "stream", "file"]
+
+
+def source_kind(spec: str | int) -> SourceKind:
+    """What ``spec`` names, decided from the text alone (surrounding spaces ignored).
+
+    The one place that decides whether a source is live: a camera that is unplugged at start must
+    still be treated as live (retry) while a missing file is an error (it will not appear by
+    retrying), so it cannot depend on whether opening works.
+    """
+    if isinstance(spec, int):
+        return "camera"
+    text = str(spec).strip()
+    if text.isdigit() or text.startswith("/dev/"):
+        return "camera"
+    if text.lower().startswith(STREAM_SCHEMES):
+        return "stream"
+    return "file"
+
+
+def is_live_spec(spec: str | int) -> bool:
+    """Whether ``spec`` names a live source (camera index, ``/dev/...``, stream URL) rather than a file."""
+    return source_kind(spec) != "file"
+
+
 def open_source(spec: str | int, *, loop: bool = False) -> VideoSource:
     """Open a video file, a camera (``/dev/videoN``, ``N`` or ``"N"``) or an RTSP/HTTP(S) URL.
 
@@ -169,16 +195,16 @@ def open_source(spec: str | int, *, loop: bool = False) -> VideoSource:
         raise SourceError(f"cannot open source {spec!r}: expected a path, URL or camera index")
     if isinstance(spec, os.PathLike):
         spec = os.fspath(spec)
-    if isinstance(spec, int) or spec.strip().isdigit():
-        return _open_camera(int(spec))
-    if spec.startswith("/dev/"):
-        return _open_camera(spec)
-    if spec.lower().startswith(STREAM_SCHEMES):
-        cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG)
-        if not cap.isOpened():
-            raise SourceError(f"cannot open stream {spec!r}: unreachable or not a video stream")
-        return VideoSource(cap, spec, is_live=True)
-    return _open_file(spec, loop)
+    kind = source_kind(spec)
+    if kind == "file":
+        return _open_file(str(spec), loop)
+    text = str(spec).strip()
+    if kind == "camera":
+        return _open_camera(int(text) if text.isdigit() else text)
+    cap = cv2.VideoCapture(text, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        raise SourceError(f"cannot open stream {text!r}: unreachable or not a video stream")
+    return VideoSource(cap, text, is_live=True)
 
 
 def _open_camera(device: str | int) -> VideoSource:
