@@ -132,13 +132,14 @@ def test_shipped_example_config_loads_with_defaults() -> None:
 
 
 def test_command_line_flags_map_onto_config_fields() -> None:
-    from edge.commands.edge_cli import _RUN_FIELDS, build_parser
+    from edge.commands.edge_cli import build_parser
+    from edge.runtime.config import flag_values
 
     args = build_parser().parse_args(
         ["run", "--model", "m.onnx", "--stride", "3", "--no-resample", "--idle-after", "2", "--loop",
          "--top-k", "4", "--log-level", "debug", "--status-interval", "0.5"]
     )  # fmt: skip
-    flags = {name: getattr(args, name) for name in _RUN_FIELDS}
+    flags = flag_values(args)
     config = load_config(None, flags, environ={"SLR_EDGE_STRIDE": "9", "SLR_EDGE_THRESHOLD": "0.7"})
     assert (config.stride, config.resample, config.idle_after_s, config.loop) == (3, False, 2.0, True)
     assert (config.top_k, config.log_level, config.status_interval_s) == (4, "DEBUG", 0.5)

@@ -267,3 +267,20 @@ def test_curve_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     code = main(["--curve-server-key", str(tmp_path / "missing.key"), "--curve-client-key", client_secret])
     assert code == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_reader_going_away_ends_quietly(publisher: Publisher) -> None:
+    """``slr-listen --json | head -1``: once the reader is gone, exit 0 without a BrokenPipeError."""
+    read_end, write_end = os.pipe()
+    with Feeder(publisher):
+        proc = subprocess.Popen(
+            [*LISTEN, "--json", "--endpoint", publisher.endpoint],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+        )
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as reader:
+            assert json.loads(reader.readline())["topic"] in TOPICS  # what `head -1` reads
+        _, err = proc.communicate(timeout=PROCESS_LIMIT_S)
+    assert proc.returncode == 0
+    assert err == b""

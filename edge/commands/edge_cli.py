@@ -11,16 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from edge import __version__
-
-EXIT_OK = 0
-EXIT_UNEXPECTED = 1
-EXIT_USAGE = 2
+from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_version, run
 
 RUN_EPILOG = """\
 configuration precedence (later wins):
@@ -49,69 +44,10 @@ def _add_run_parser(subparsers: Any) -> None:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from edge.runtime.config import add_flags
+
     run.add_argument("--config", metavar="FILE", help="TOML file with daemon settings")
-    run.add_argument(
-        "--source", help="/dev/videoN, camera index, video file or rtsp/http URL (default /dev/video0)"
-    )
-    run.add_argument("--model", metavar="ONNX", help="model exported by slr-export (required)")
-    run.add_argument(
-        "--endpoint", help="ZeroMQ PUB endpoint, tcp://HOST:PORT or ipc://PATH (default tcp://127.0.0.1:5556)"
-    )
-    run.add_argument(
-        "--stride", type=int, metavar="N", help="extracted frames between inferences (default 8)"
-    )
-    run.add_argument(
-        "--threshold", type=float, metavar="P", help="probability for a sign event, 0 < P <= 1 (default 0.6)"
-    )
-    run.add_argument("--top-k", type=int, metavar="N", help="classes per prediction message (default 5)")
-    run.add_argument(
-        "--consecutive", type=int, metavar="N", help="agreeing windows before a sign event (default 2)"
-    )
-    run.add_argument(
-        "--idle-after",
-        type=float,
-        metavar="S",
-        dest="idle_after_s",
-        help="seconds without hands before inference pauses (default 3)",
-    )
-    run.add_argument(
-        "--status-interval",
-        type=float,
-        metavar="S",
-        dest="status_interval_s",
-        help="seconds between status messages (default 1)",
-    )
-    run.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads (default 1)")
-    run.add_argument(
-        "--model-complexity", type=int, choices=(0, 1, 2), help="MediaPipe Holistic complexity (default 1)"
-    )
-    run.add_argument(
-        "--log-level",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-        type=str.upper,
-        help="logging detail (default INFO; DEBUG adds tracebacks of unexpected errors)",
-    )
-    run.add_argument(
-        "--loop", action=argparse.BooleanOptionalAction, default=None, help="restart a file source at its end"
-    )
-    run.add_argument(
-        "--resample",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="resample windows to the model's fps when extraction is slower (default on)",
-    )
-    run.add_argument(
-        "--allow-remote",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="allow binding a non-loopback endpoint",
-    )
-    run.add_argument(
-        "--curve-secret-key", metavar="FILE", help="server .key_secret file: enables CURVE encryption"
-    )
-    run.add_argument(
-        "--curve-authorized-dir", metavar="DIR", help="directory of client public .key files allowed in"
-    )
+    add_flags(run)
     run.set_defaults(handler=_cmd_run)
 
 
@@ -134,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Russian Sign Language recognition daemon for small devices.",
         epilog="run 'slr-edge run --help' for the daemon's options and examples",
     )
-    parser.add_argument("--version", action="version", version=f"slovo-edge {__version__}")
+    add_version(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run_parser(subparsers)
     _add_check_parser(subparsers)
@@ -152,32 +88,11 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-_RUN_FIELDS = (
-    "source",
-    "model",
-    "endpoint",
-    "stride",
-    "threshold",
-    "top_k",
-    "consecutive",
-    "idle_after_s",
-    "status_interval_s",
-    "threads",
-    "model_complexity",
-    "log_level",
-    "loop",
-    "resample",
-    "allow_remote",
-    "curve_secret_key",
-    "curve_authorized_dir",
-)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    from edge.runtime.config import load_config
+    from edge.runtime.config import flag_values, load_config
     from edge.runtime.daemon import run_daemon
 
-    config = load_config(args.config, {name: getattr(args, name) for name in _RUN_FIELDS})
+    config = load_config(args.config, flag_values(args))
     setup_logging(config.log_level)
     return run_daemon(config)
 
@@ -226,10 +141,12 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``slr-edge``."""
+    return run("slr-edge", _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    # OpenCV's own "[ WARN:0@0.1] ... can't be used to capture" lines would precede our one-line
-    # error for a bad video; SourceError already says it. Read by cv2 when it is first imported.
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -240,8 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except expected as exc:
         print(f"slr-edge: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
+    except BrokenPipeError:
+        raise  # the reader went away: the scaffold ends quietly
     except Exception as exc:
         logging.getLogger("edge").debug("unexpected error", exc_info=True)
         print(
@@ -249,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(rerun with --log-level DEBUG for details)",
             file=sys.stderr,
         )
-        return EXIT_UNEXPECTED
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
@@ -25,6 +24,7 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
+from edge.commands.scaffold import add_version, run
 from edge.contract.protocol import SCHEMA_VERSION, TOPICS, ProtocolError
 from edge.runtime.publisher import DEFAULT_ENDPOINT, KeyFileError, Subscriber
 
@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="publisher endpoint (%(default)s)")
     parser.add_argument(
         "--topic", action="append", choices=TOPICS, help="topic to show; repeat for several (default: all)"
@@ -198,6 +199,11 @@ def _listen(args: argparse.Namespace, subscriber: Subscriber, out: TextIO, err: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``slr-listen``."""
+    return run("slr-listen", _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     err = Console(stderr=True, highlight=False)
     if args.count is not None and args.count < 1:
@@ -219,11 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _listen(args, subscriber, sys.stdout, err)
     except KeyboardInterrupt:
-        return 0
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head -1`): stop quietly, and keep Python's final flush
-        # of stdout from raising again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
         if in_main_thread:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -23,9 +22,8 @@ import numpy as np
 if TYPE_CHECKING:
     from edge.runtime.classify import ClipResult
 
-EXIT_OK = 0
-EXIT_UNEXPECTED = 1
-EXIT_USAGE = 2
+from edge.commands import scaffold
+from edge.commands.scaffold import EXIT_OK, EXIT_USAGE, add_version
 
 EPILOG = """\
 examples:
@@ -47,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument("video", nargs="?", help="video file (mp4, avi, mov, mkv, webm, gif)")
     parser.add_argument("--model", required=True, metavar="ONNX", help="model exported by slr-export")
     parser.add_argument(
@@ -177,10 +176,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``slr-predict``."""
+    return scaffold.run("slr-predict", _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    # OpenCV's own "[ WARN:0@0.1] ... can't be used to capture" lines would precede our one-line
-    # error for a bad video; SourceError already says it. Read by cv2 when it is first imported.
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     from edge.runtime.holistic import ExtractorError
     from edge.runtime.inference import ModelError
     from edge.runtime.sources import SourceError
@@ -190,11 +191,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ModelError, SourceError, ExtractorError, ValueError) as exc:
         print(f"slr-predict: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
-        print(f"slr-predict: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

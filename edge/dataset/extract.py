@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.commands.scaffold import add_version, run
 from edge.contract.annotations import ANNOTATION_COLUMNS, AnnotationsError, read_annotations
 from edge.contract.keypoint_file import KEYPOINT_SUFFIX, KeypointFileError, save_keypoints
 from edge.contract.model_contract import DEFAULT_FPS
@@ -434,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     parser.add_argument(
         "inputs", nargs="*", metavar="VIDEO", help="video files (id = file name without extension)"
     )
@@ -504,6 +506,10 @@ def _prepare_output(out_dir: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``slr-extract``; returns the exit status."""
+    return run(PROG, _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     quiet_opencv_warnings()

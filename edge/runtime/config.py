@@ -1,100 +1,85 @@
-"""Daemon configuration: one dataclass, four layers, validated once at start.
+"""Daemon configuration: one dataclass of declared settings, four layers, validated once at start.
 
-Precedence (later wins): dataclass defaults < TOML file (``--config``) < ``SLR_EDGE_*``
-environment variables < command-line flags. A device is usually configured by a TOML file shipped
-with the systemd unit, tweaked per host through the environment, and debugged from the shell with
-flags, so each layer overrides the one before. Every bad value is reported as a one-line
+Precedence (later wins): defaults < TOML file (``--config``) < ``SLR_EDGE_*`` environment
+variables < command-line flags. A device is usually configured by a TOML file shipped with the
+systemd unit, tweaked per host through the environment, and debugged from the shell with flags,
+so each layer overrides the one before. Every bad value is reported as a one-line
 :class:`ConfigError` before anything starts: a daemon that runs unattended must not discover a
 typo an hour later.
+
+Each setting is declared once, as a field of :class:`DaemonConfig` (name, type, default, bounds,
+help); :mod:`edge.runtime.settings` derives the TOML key, the variable, the flag and the checks.
 """
 
 from __future__ import annotations
 
-import logging
+import argparse
 import os
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from edge.runtime import settings
 from edge.runtime.publisher import is_loopback
+from edge.runtime.settings import ConfigError, setting, tomllib
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10 (JetPack 6): the tomli backport, a dependency there
-    import tomli as tomllib
+__all__ = ["ENV_PREFIX", "LOG_LEVELS", "ConfigError", "DaemonConfig", "load_config", "tomllib"]
 
 ENV_PREFIX = "SLR_EDGE_"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
-
-
-class ConfigError(ValueError):
-    """A configuration value or file that cannot be used; the message is one line for the user."""
 
 
 @dataclass(frozen=True)
 class DaemonConfig:
     """Everything ``slr-edge run`` needs; field names are also the TOML keys and env suffixes."""
 
-    model: str = ""
-    source: str = "/dev/video0"
-    endpoint: str = "tcp://127.0.0.1:5556"
-    stride: int = 8
-    threshold: float = 0.6
-    top_k: int = 5
-    consecutive: int = 2
-    idle_after_s: float = 3.0
-    resample: bool = True
+    model: str = setting("", "model exported by slr-export (required)", metavar="ONNX")
+    source: str = setting("/dev/video0", "/dev/videoN, camera index, video file or rtsp/http URL")
+    endpoint: str = setting(
+        "tcp://127.0.0.1:5556", "ZeroMQ PUB endpoint, tcp://HOST:PORT or ipc://PATH", metavar="ENDPOINT"
+    )
+    stride: int = setting(8, "extracted frames between inferences", ge=1, metavar="N")
+    threshold: float = setting(0.6, "probability for a sign event, 0 < P <= 1", gt=0.0, le=1.0, metavar="P")
+    top_k: int = setting(5, "classes per prediction message", ge=1, metavar="N")
+    consecutive: int = setting(2, "agreeing windows before a sign event", ge=1, metavar="N")
+    idle_after_s: float = setting(
+        3.0, "seconds without hands before inference pauses", gt=0.0, flag="--idle-after", metavar="S"
+    )
+    resample: bool = setting(True, "resample windows to the model's fps when extraction is slower")
     #: ORT intra-op threads; 1 leaves the other core to MediaPipe extraction on a 2-core device.
-    threads: int = 1
-    log_level: str = "INFO"
-    loop: bool = False
-    status_interval_s: float = 1.0
+    threads: int = setting(1, "ONNX Runtime intra-op threads", ge=1, metavar="N")
+    log_level: str = setting(
+        "INFO", "logging detail (DEBUG adds tracebacks of unexpected errors)", choices=LOG_LEVELS
+    )
+    loop: bool = setting(False, "restart a file source at its end")
+    status_interval_s: float = setting(
+        1.0, "seconds between status messages", gt=0.0, flag="--status-interval", metavar="S"
+    )
     #: Binding anything but loopback exposes recognitions to the network: opt in explicitly.
-    allow_remote: bool = False
-    curve_secret_key: str | None = None
-    curve_authorized_dir: str | None = None
-    model_complexity: int = 1
+    allow_remote: bool = setting(False, "allow binding a non-loopback endpoint")
+    curve_secret_key: str | None = setting(
+        None, "server .key_secret file: enables CURVE encryption", metavar="FILE"
+    )
+    curve_authorized_dir: str | None = setting(
+        None, "directory of client public .key files allowed in", metavar="DIR"
+    )
+    model_complexity: int = setting(1, "MediaPipe Holistic complexity", choices=(0, 1, 2))
 
     def validated(self) -> DaemonConfig:
-        """Return a copy with the log level normalised, or raise :class:`ConfigError` for a bad value."""
+        """Return a copy with choices normalised (``debug`` → ``DEBUG``), or raise :class:`ConfigError`."""
         if not self.model:
             raise ConfigError(
                 "model is required (--model PATH, SLR_EDGE_MODEL or 'model' in the config file)"
             )
-        if not str(self.source):
+        if not str(self.source).strip():
             raise ConfigError("source must not be empty")
-        _check(self.stride >= 1, f"stride must be >= 1, got {self.stride}")
-        _check(0.0 < self.threshold <= 1.0, f"threshold must be in (0, 1], got {self.threshold}")
-        _check(self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}")
-        _check(self.consecutive >= 1, f"consecutive must be >= 1, got {self.consecutive}")
-        _check(self.idle_after_s > 0, f"idle_after_s must be > 0, got {self.idle_after_s}")
-        _check(self.threads >= 1, f"threads must be >= 1, got {self.threads}")
-        _check(self.status_interval_s > 0, f"status_interval_s must be > 0, got {self.status_interval_s}")
-        _check(
-            self.model_complexity in (0, 1, 2),
-            f"model_complexity must be 0, 1 or 2, got {self.model_complexity}",
-        )
-        _check(
-            self.log_level.upper() in LOG_LEVELS,
-            f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}",
-        )
-        check_endpoint(self.endpoint, allow_remote=self.allow_remote)
-        if (self.curve_secret_key is None) != (self.curve_authorized_dir is None):
+        checked = settings.check(self)
+        check_endpoint(checked.endpoint, allow_remote=checked.allow_remote)
+        if (checked.curve_secret_key is None) != (checked.curve_authorized_dir is None):
             raise ConfigError("curve_secret_key and curve_authorized_dir must be given together")
-        return replace(self, log_level=self.log_level.upper())
-
-    @property
-    def log_level_number(self) -> int:
-        """The ``logging`` level for :attr:`log_level`."""
-        return logging.getLevelName(self.log_level.upper())
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
+        return checked
 
 
 def check_endpoint(endpoint: str, *, allow_remote: bool) -> None:
@@ -119,97 +104,24 @@ def check_endpoint(endpoint: str, *, allow_remote: bool) -> None:
         )
 
 
-_FIELDS = {f.name: f for f in fields(DaemonConfig)}
-_TYPES: dict[str, type] = {
-    "model": str,
-    "source": str,
-    "endpoint": str,
-    "stride": int,
-    "threshold": float,
-    "top_k": int,
-    "consecutive": int,
-    "idle_after_s": float,
-    "resample": bool,
-    "threads": int,
-    "log_level": str,
-    "loop": bool,
-    "status_interval_s": float,
-    "allow_remote": bool,
-    "curve_secret_key": str,
-    "curve_authorized_dir": str,
-    "model_complexity": int,
-}
-assert set(_TYPES) == set(_FIELDS)
-
-
-def _coerce(key: str, value: Any, origin: str) -> Any:
-    """Convert one value to the field's type, or raise a :class:`ConfigError` saying where it came from."""
-    kind = _TYPES[key]
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
-            return False
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-    elif kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-    elif kind is str and isinstance(value, (str, int)) and not isinstance(value, bool):
-        return str(value)
-    raise ConfigError(f"{origin}: {key} must be {kind.__name__}, got {value!r}")
-
-
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML config file into field values; unknown keys and syntax errors are :class:`ConfigError`."""
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        # tomllib's message already ends with "(at line L, column C)".
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
-    values: dict[str, Any] = {}
-    for raw_key, value in data.items():
-        key = raw_key.replace("-", "_")
-        if key not in _FIELDS:
-            raise ConfigError(f"config file {path}: unknown key {raw_key!r} (known: {', '.join(_FIELDS)})")
-        values[key] = _coerce(key, value, f"config file {path}")
-    return values
+    """Setting values from a TOML file; unknown keys and syntax errors are :class:`ConfigError`."""
+    return settings.read_toml(DaemonConfig, path)
 
 
 def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Field values from ``SLR_EDGE_<FIELD>`` variables; unknown ``SLR_EDGE_*`` names are errors."""
-    values: dict[str, Any] = {}
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        key = name[len(ENV_PREFIX) :].lower()
-        if key not in _FIELDS:
-            raise ConfigError(
-                f"unknown environment variable {name} (known: SLR_EDGE_<{'|'.join(_FIELDS).upper()}>)"
-            )
-        values[key] = _coerce(key, value, f"environment {name}")
-    return values
+    """Setting values from ``SLR_EDGE_<SETTING>`` variables; unknown ``SLR_EDGE_*`` names are errors."""
+    return settings.read_env(DaemonConfig, environ, ENV_PREFIX)
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One ``slr-edge run`` flag per setting (generated from the declarations)."""
+    settings.add_arguments(DaemonConfig, parser)
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags in ``args`` (None where not given), for :func:`load_config`."""
+    return settings.flag_values(DaemonConfig, args)
 
 
 def load_config(
@@ -225,9 +137,5 @@ def load_config(
     if config_file is not None:
         values.update(read_toml(config_file))
     values.update(read_env(os.environ if environ is None else environ))
-    for key, value in (overrides or {}).items():
-        if key not in _FIELDS:
-            raise ConfigError(f"unknown option {key!r}")
-        if value is not None:
-            values[key] = _coerce(key, value, f"option --{key.replace('_', '-')}")
+    values.update(settings.read_overrides(DaemonConfig, overrides or {}))
     return DaemonConfig(**values).validated()
