@@ -27,7 +27,10 @@ def test_softmax_and_top_k() -> None:
 def run(decider: SignDecider, windows: list[tuple[list[float], bool]]) -> list[tuple[int, Decision]]:
     events = []
     for i, (probs, hands) in enumerate(windows):
-        decision = decider.update(best(probs), hands, window_start=float(i), window_end=i + 0.5)
+        if not hands:  # what the daemon does with a window without hands
+            decider.reset()
+            continue
+        decision = decider.update(best(probs), window_start=float(i), window_end=i + 0.5)
         if decision is not None:
             events.append((i, decision))
     return events

@@ -51,7 +51,7 @@ class SignDecider:
 
     Emitted once per occurrence: while the same class persists nothing more is emitted; a new
     decision needs the top class to change or drop below the threshold first. The no-sign class
-    never produces a decision (but does break a streak), and a window without hands resets it.
+    never produces a decision (but does break a streak); a window without hands resets it (:meth:`reset`).
     """
 
     def __init__(
@@ -73,11 +73,12 @@ class SignDecider:
         self._index = None
         self._streak = 0
 
-    def update(
-        self, best: TopKEntry, has_hands: bool = True, window_start: float = 0.0, window_end: float = 0.0
-    ) -> Decision | None:
-        """Feed one window's top class; returns a :class:`Decision` on the window that completes a streak."""
-        if not has_hands or best.prob < self.threshold:
+    def update(self, best: TopKEntry, window_start: float = 0.0, window_end: float = 0.0) -> Decision | None:
+        """Feed one window's top class; returns a :class:`Decision` on the window that completes a streak.
+
+        Windows without hands never reach inference: the daemon calls :meth:`reset` for them instead.
+        """
+        if best.prob < self.threshold:
             self.reset()
             return None
         if best.index == self._index:

@@ -154,7 +154,7 @@ class InferenceWorker(threading.Thread):
         self.publish_latency_ms.append((time.time() - job.available_at) * 1000.0)
         self.inference_ms.append(result.inference_ms)
         self.completed += 1
-        decision = self.decider.update(result.best, True, result.window_start, result.window_end)
+        decision = self.decider.update(result.best, result.window_start, result.window_end)
         if decision is not None:
             self.signs += 1
             log.info("sign %s (p=%.2f, %d windows)", decision.label, decision.prob, decision.windows)

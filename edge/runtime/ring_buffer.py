@@ -26,7 +26,6 @@ class KeypointRingBuffer:
         self._next = 0  # slot the next append writes
         self._fill = 0
         self._hand_frames = 0
-        self._total = 0
 
     @property
     def fill(self) -> int:
@@ -42,11 +41,6 @@ class KeypointRingBuffer:
     def last_has_hands(self) -> bool:
         """Whether the most recently appended frame has hands (False when empty)."""
         return self._fill > 0 and bool(self._hands[(self._next - 1) % self.capacity])
-
-    @property
-    def total_appended(self) -> int:
-        """Frames appended since creation or the last :meth:`clear`."""
-        return self._total
 
     def append(self, kp: np.ndarray, ts: float) -> None:
         """Store one frame (overwriting the oldest when full); ``kp`` must be ``[543, 3]``."""
@@ -64,7 +58,6 @@ class KeypointRingBuffer:
         self._hand_frames += int(hands)
         self._next = (slot + 1) % self.capacity
         self._fill = min(self._fill + 1, self.capacity)
-        self._total += 1
 
     def window(self, last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the held frames (or only the ``last`` n) oldest first: ``(raw [N,543,3], ts [N])``."""
@@ -79,4 +72,4 @@ class KeypointRingBuffer:
         """Forget every frame (e.g. after the camera reconnects, so old and new scenes never mix)."""
         self._kp.fill(np.nan)
         self._hands.fill(False)
-        self._next = self._fill = self._hand_frames = self._total = 0
+        self._next = self._fill = self._hand_frames = 0
