@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.runtime.config import tomllib  # tomllib, or the tomli backport on Python 3.10
+from edge.runtime.settings import tomllib  # tomllib, or the tomli backport on Python 3.10
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = Path.home() / ".cache" / "slovo-edge-arm64-wheels"

@@ -21,6 +21,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from edge.runtime.classify import ClipResult
+    from edge.runtime.holistic import Extractor
+    from edge.runtime.sources import VideoSource
 
 from edge.commands import scaffold
 from edge.commands.scaffold import EXIT_OK, EXIT_USAGE, add_version
@@ -67,21 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extract_file(
-    source: object, extractor: object, progress: bool
+    source: VideoSource, extractor: Extractor, progress: bool
 ) -> tuple[np.ndarray, np.ndarray, float | None]:
     from tqdm import tqdm
 
     frames, stamps = [], []
-    with source:  # type: ignore[attr-defined]
+    with source:
         for frame in tqdm(source, desc="extracting", unit="frame", disable=not progress, file=sys.stderr):
-            frames.append(extractor.extract(frame.rgb))  # type: ignore[attr-defined]
+            frames.append(extractor.extract(frame.rgb))
             stamps.append(frame.timestamp)
-        fps = source.fps  # type: ignore[attr-defined]
+        fps = source.fps
     return np.stack(frames), np.asarray(stamps, dtype=np.float64), fps
 
 
 def _record_camera(
-    device: str, source: object, seconds: float, countdown: int, extractor: object, progress: bool
+    device: str, source: VideoSource, seconds: float, countdown: int, extractor: Extractor, progress: bool
 ) -> tuple[np.ndarray, np.ndarray, float | None]:
     """Countdown, then extract the newest camera frame repeatedly for ``seconds``.
 
@@ -96,7 +98,7 @@ def _record_camera(
         time.sleep(1.0)
     print("recording", file=sys.stderr, flush=True)
     box = LatestFrameBox(drop_stale=True)
-    capture = CaptureThread(device, box, source=source)  # type: ignore[arg-type]
+    capture = CaptureThread(device, box, source=source)
     capture.start()
     frames, stamps = [], []
     deadline = time.monotonic() + seconds
@@ -107,7 +109,7 @@ def _record_camera(
                 if capture.state != "ok":
                     raise SourceError(f"camera {device!r} stopped delivering frames while recording")
                 continue
-            frames.append(extractor.extract(item.frame.rgb))  # type: ignore[attr-defined]
+            frames.append(extractor.extract(item.frame.rgb))
             stamps.append(item.frame.timestamp)
     finally:
         capture.stop()

@@ -192,7 +192,7 @@ def decode(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
 
 @cache
 def _schema_text(topic: str) -> str:
-    return resources.files("edge.contract").joinpath("schemas", f"{topic}.json").read_text(encoding="utf-8")
+    return (resources.files("edge.contract") / "schemas" / f"{topic}.json").read_text(encoding="utf-8")
 
 
 def load_schema(topic: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.contract.protocol import CameraState
 from edge.runtime.sources import Frame, SourceError, VideoSource, open_source
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class CaptureThread(threading.Thread):
         self._backoff = (backoff_initial_s, backoff_max_s)
         self._stop_event = threading.Event()
         self._throttled = ThrottledLog(log)
-        self.state = "ok" if source is not None else "connecting"
+        self.state: CameraState = "ok" if source is not None else "connecting"
         self.captured = 0
         self.bad_frames = 0
         self.connection = 1 if source is not None else 0

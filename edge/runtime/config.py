@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 
 from edge.runtime import settings
 from edge.runtime.publisher import is_loopback
-from edge.runtime.settings import ConfigError, setting, tomllib
+from edge.runtime.settings import ConfigError, setting
 
-__all__ = ["ENV_PREFIX", "LOG_LEVELS", "ConfigError", "DaemonConfig", "load_config", "tomllib"]
+__all__ = ["ENV_PREFIX", "LOG_LEVELS", "ConfigError", "DaemonConfig", "load_config"]
 
 ENV_PREFIX = "SLR_EDGE_"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")

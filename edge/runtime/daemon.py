@@ -37,15 +37,13 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Protocol
-
-import numpy as np
 
 from edge import __version__
-from edge.contract.protocol import ErrorCounters, ModelInfo, Status
+from edge.contract.protocol import DaemonState, ErrorCounters, ModelInfo, Status
 from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox, ThrottledLog
 from edge.runtime.config import ConfigError, DaemonConfig
 from edge.runtime.decisions import IdleTracker
+from edge.runtime.holistic import Extractor
 from edge.runtime.inference import EdgeModel, load_model
 from edge.runtime.inference_worker import InferenceWorker, WindowJob, percentile
 from edge.runtime.publisher import MessageSink
@@ -59,14 +57,6 @@ log = logging.getLogger(__name__)
 JOIN_TIMEOUT_S = 0.5
 #: How long an ended file waits for its last window's inference before exiting.
 DRAIN_TIMEOUT_S = 30.0
-
-
-class Extractor(Protocol):
-    """What the main loop needs from :class:`edge.runtime.holistic.HolisticExtractor` (tests script it)."""
-
-    def extract(self, rgb: np.ndarray) -> np.ndarray: ...
-    def reset(self) -> None: ...
-    def close(self) -> None: ...
 
 
 class StatusThread(threading.Thread):
@@ -131,7 +121,7 @@ class Daemon:
         self.buffer = KeypointRingBuffer(model.window)
         self.idle = IdleTracker(config.idle_after_s)
         self.stop_event = threading.Event()
-        self.state = "starting"
+        self.state: DaemonState = "starting"
         self.extracted = 0
         self.extraction_errors = 0
         self.started_at = time.monotonic()
@@ -161,7 +151,7 @@ class Daemon:
             extraction_fps = self._extract_rate.update(self.extracted)
         p50 = self.worker.p50_ms
         return Status(
-            camera=self.capture.state,  # type: ignore[arg-type]
+            camera=self.capture.state,
             source=str(self.config.source),
             capture_fps=round(max(0.0, capture_fps), 3),
             extraction_fps=round(max(0.0, extraction_fps), 3),
@@ -172,7 +162,7 @@ class Daemon:
             model=ModelInfo(self.model.name, self.model.sha256),
             uptime_s=round(time.monotonic() - self.started_at, 3),
             version=__version__,
-            state=self.state,  # type: ignore[arg-type]
+            state=self.state,
             errors=ErrorCounters(
                 extraction=self.extraction_errors,
                 inference=self.worker.errors,

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -123,6 +123,14 @@ def _native_stderr_silenced(enabled: bool) -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+class Extractor(Protocol):
+    """What the daemon and ``slr-predict`` need of :class:`HolisticExtractor` (tests script it)."""
+
+    def extract(self, rgb: np.ndarray) -> np.ndarray: ...
+    def reset(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class HolisticExtractor:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -63,10 +64,19 @@ class EdgeModelInfo:
     metadata: dict[str, str]
 
 
+class OrtSession(Protocol):
+    """The part of ``onnxruntime.InferenceSession`` the edge uses (ONNX Runtime ships no type stubs)."""
+
+    def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, np.ndarray]) -> list[Any]: ...
+    def get_modelmeta(self) -> Any: ...
+    def get_inputs(self) -> Sequence[Any]: ...
+    def get_outputs(self) -> Sequence[Any]: ...
+
+
 class EdgeModel:
     """An ONNX Runtime session plus the metadata the daemon needs to feed and read it."""
 
-    def __init__(self, session: Any, info: EdgeModelInfo) -> None:
+    def __init__(self, session: OrtSession, info: EdgeModelInfo) -> None:
         self._session = session
         self.info = info
 

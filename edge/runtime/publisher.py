@@ -141,7 +141,8 @@ class Publisher:
         self._auth: ThreadAuthenticator | None = None
         self._closed = False
         self._socket: zmq.Socket | None = None
-        keys = location = None
+        keys: tuple[bytes, bytes | None] | None = None
+        location = ""
         if curve_secret_key is not None:  # check every file before starting anything
             if not zmq.has("curve"):
                 raise KeyFileError("this libzmq was built without CURVE support")
@@ -187,7 +188,7 @@ class Publisher:
         check_topic(topic)
         body = payload.to_payload() if hasattr(payload, "to_payload") else payload
         with self._lock:
-            if self._closed:
+            if self._closed or self._socket is None:
                 self._dropped[topic] += 1
                 return False
             seq = self._seq[topic]

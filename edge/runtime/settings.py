@@ -22,17 +22,21 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
-from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10 (JetPack 6): the tomli backport, a dependency there
     import tomli as tomllib
 
+__all__ = ["ConfigError", "Declared", "Spec", "declared", "setting", "tomllib"]
+
 _SPEC = "slovo.setting"
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -104,9 +108,17 @@ def _kind(annotation: Any) -> tuple[type, bool]:
     raise TypeError(f"unsupported setting type {annotation!r}")
 
 
-@cache
 def declared(cls: type) -> dict[str, Declared]:
     """The settings of dataclass ``cls`` by name, in declaration order."""
+    if cls not in _DECLARED:
+        _DECLARED[cls] = _declare(cls)
+    return _DECLARED[cls]
+
+
+_DECLARED: dict[type, dict[str, Declared]] = {}
+
+
+def _declare(cls: type) -> dict[str, Declared]:
     hints = typing.get_type_hints(cls)
     out: dict[str, Declared] = {}
     for f in fields(cls):
@@ -196,7 +208,7 @@ def check(instance: T) -> T:
         too_low = (spec.ge is not None and value < spec.ge) or (spec.gt is not None and value <= spec.gt)
         if too_low or (spec.le is not None and value > spec.le):
             raise ConfigError(f"{item.name} must be {_bounds_text(spec)}, got {value}")
-    return replace(instance, **changes) if changes else instance  # type: ignore[type-var]
+    return replace(instance, **changes) if changes else instance
 
 
 def _choice(choices: tuple[Any, ...], value: Any) -> Any:

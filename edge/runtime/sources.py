@@ -89,8 +89,8 @@ class VideoSource:
     def read(self) -> Frame | None:
         """The next frame; ``None`` at the end of a file. Raises :class:`SourceLost` for live sources."""
         if self._pending is not None:
-            frame, self._pending = self._pending, None
-            return frame
+            pending, self._pending = self._pending, None
+            return pending
         if self._closed:
             return None
         frame = self._grab()
