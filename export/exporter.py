@@ -4,7 +4,8 @@ Steps, each of which can stop the export before anything is written at ``output`
 load the source (:mod:`export.sources`) → shape the graph (:mod:`export.graph`) → trace to ONNX
 with the contract's names and a dynamic batch axis → attach all metadata the daemon needs →
 ``onnx.checker`` → ONNX Runtime vs PyTorch parity (:mod:`export.verify`) → optional int8
-(:mod:`export.quantize`) with its top-1 agreement → latency → atomic rename into place.
+(:mod:`export.quantize`) with its top-1 agreement → the daemon's own loader
+(:func:`edge.runtime.inference.load_model`) accepts the file → latency → atomic rename into place.
 Work happens in a temporary directory beside ``output`` so the final rename never crosses file
 systems and an interrupted or failed export leaves nothing behind.
 """
@@ -38,6 +39,7 @@ from edge.contract.model_contract import (
     META_WINDOW,
     OUTPUT_LOGITS,
 )
+from edge.runtime.inference import ModelError, create_session, load_model
 from export.graph import prepare_for_export
 from export.quantize import quantize_int8
 from export.sources import ExportError, Source, load_checkpoint_source, random_init_source
@@ -47,7 +49,6 @@ from export.verify import (
     ParityResult,
     Windows,
     check_parity,
-    make_session,
     measure_latency,
     run_onnx,
     synthetic_windows,
@@ -279,7 +280,7 @@ def export_checkpoint(
         windows = synthetic_windows(PARITY_WINDOWS, seed=0, window=source.config.window)
         if extra_windows is not None:
             windows = extra_windows + windows
-        fp32_session = make_session(fp32_path, threads)
+        fp32_session = create_session(fp32_path, threads)
         parity = check_parity(fp32_session, source.model, windows, tolerance=FP32_TOLERANCE)
         if not parity.passed:
             raise ParityError(
@@ -301,7 +302,7 @@ def export_checkpoint(
             if extra_windows is not None:
                 agree_windows = extra_windows + agree_windows
             reference = run_onnx(fp32_session, agree_windows, batch=8)
-            int8_session = make_session(int8_path, threads)
+            int8_session = create_session(int8_path, threads)
             candidate = run_onnx(int8_session, agree_windows, batch=8)
             finite = np.isfinite(reference).all(axis=1)
             agreement = top1_agreement(reference[finite], candidate[finite])
@@ -319,9 +320,13 @@ def export_checkpoint(
                 )
             final_path = int8_path
 
+        try:  # the file must load exactly as the daemon will load it (metadata, shapes, test window)
+            load_model(final_path, threads)
+        except ModelError as exc:
+            raise ParityError(f"the daemon's loader rejects the exported model: {exc}") from exc
         p50 = p95 = None
         if latency_runs > 0:
-            p50, p95 = measure_latency(make_session(final_path, threads), windows, runs=latency_runs)
+            p50, p95 = measure_latency(create_session(final_path, threads), windows, runs=latency_runs)
         os.replace(final_path, output)
 
     for message in report_warnings:
