@@ -1,4 +1,4 @@
-"""Class-name lists: the label sources a model's class ids can come from (SPEC §4).
+"""Class-name lists: the label sources a model's class ids can come from (docs/MODEL.md §6).
 
 Accepted, detected from the content:
 
