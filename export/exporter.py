@@ -54,6 +54,7 @@ from export.verify import (
     synthetic_windows,
     top1_agreement,
 )
+from model_src.model import SLRTransformer
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def set_metadata(model: onnx.ModelProto, meta: dict[str, str]) -> None:
 
 
 def to_onnx(
-    model: torch.nn.Module, path: Path, *, window: int, opset: int = DEFAULT_OPSET, dynamo: bool = False
+    model: SLRTransformer, path: Path, *, window: int, opset: int = DEFAULT_OPSET, dynamo: bool = False
 ) -> None:
     """Trace the export-shaped copy of ``model`` into ``path`` with the contract's I/O names.
 
@@ -152,7 +153,7 @@ def to_onnx(
     # Batch 2 in the example so no size-1 batch dimension gets specialised into the trace.
     frames = torch.zeros(2, window, NUM_MODEL_ROWS, 3)
     idx = torch.arange(window, dtype=torch.float32).repeat(2, 1)
-    names = {"input_names": [INPUT_FRAMES, INPUT_FRAME_IDX], "output_names": [OUTPUT_LOGITS]}
+    input_names, output_names = [INPUT_FRAMES, INPUT_FRAME_IDX], [OUTPUT_LOGITS]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer/deprecation chatter is not actionable for users
         if dynamo:
@@ -164,8 +165,10 @@ def to_onnx(
                 opset_version=max(opset, 18),
                 dynamo=True,
                 verbose=False,
-                **names,
+                input_names=input_names,
+                output_names=output_names,
             )
+            assert program is not None  # dynamo=True always returns the program
             program.save(str(path))
         else:
             torch.onnx.export(
@@ -180,7 +183,8 @@ def to_onnx(
                 },
                 do_constant_folding=True,
                 dynamo=False,
-                **names,
+                input_names=input_names,
+                output_names=output_names,
             )
 
 

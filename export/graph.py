@@ -68,9 +68,13 @@ def _rope_rows(matrix: Tensor, attention: RoPEAttention, positions: int) -> Tens
 class FoldedGroupEmbedding(nn.Module):
     """Drop-in, inference-only replacement for :class:`GroupEmbedding` with folded weights."""
 
+    folded_gram: Tensor
+    folded_qk: Tensor
+    folded_out: Tensor
+
     def __init__(self, source: GroupEmbedding) -> None:
         super().__init__()
-        patch: nn.Module = source.patch_embedding
+        patch = source.patch_embedding
         norm: RMSNorm = patch.norm
         attention: RoPEAttention = source.self_attention
         self.num_landmarks = source.num_landmarks
@@ -134,6 +138,11 @@ class FoldedAttentionPooling(nn.Module):
     H pooled rows instead of every frame. Masked frames score ``-inf`` as in the model.
     """
 
+    folded_score_weight: Tensor
+    folded_score_bias: Tensor
+    folded_value: Tensor
+    folded_value_bias: Tensor
+
     def __init__(self, source: ZeroQueryAttentionPooling) -> None:
         super().__init__()
         dim, heads, head_dim = source.dim, source.heads, source.head_dim
@@ -173,7 +182,7 @@ def prepare_for_export(model: SLRTransformer) -> SLRTransformer:
     for name, _, _ in GROUPS:
         source = getattr(shaped.embedding, name)
         setattr(shaped.embedding, name, FoldedGroupEmbedding(source))
-    shaped.pooling.attention_pooling = FoldedAttentionPooling(shaped.pooling.attention_pooling)
+    shaped.pooling.add_module("attention_pooling", FoldedAttentionPooling(shaped.pooling.attention_pooling))
     for param in shaped.parameters():
         param.requires_grad_(False)
     return shaped

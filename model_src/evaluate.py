@@ -199,7 +199,7 @@ class OnnxPredictor:
             raise EvalError(str(exc)) from None
         self.labels = list(self.model.labels)
         self.window = self.model.window
-        self.train_config = None
+        self.train_config: dict[str, Any] | None = None
 
     def __call__(self, frames: np.ndarray, frame_idx: np.ndarray) -> np.ndarray:
         return self.model.predict_batch(frames, frame_idx)

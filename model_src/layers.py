@@ -40,6 +40,10 @@ class RotaryEmbedding(nn.Module):
     as constants instead of recomputing trigonometry on every call.
     """
 
+    inv_freq: Tensor
+    cos_table: Tensor
+    sin_table: Tensor
+
     def __init__(self, head_dim: int, max_len: int, base: float = 10000.0) -> None:
         super().__init__()
         if head_dim % 2:

@@ -192,7 +192,8 @@ def decode(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
 
 @cache
 def _schema_text(topic: str) -> str:
-    return resources.files("edge.contract").joinpath("schemas", f"{topic}.json").read_text(encoding="utf-8")
+    schema = resources.files("edge.contract").joinpath("schemas").joinpath(f"{topic}.json")
+    return schema.read_text(encoding="utf-8")
 
 
 def load_schema(topic: str) -> dict[str, Any]:

@@ -97,7 +97,8 @@ def prefetched(frames: Iterable[Frame], depth: int = PREFETCH_FRAMES) -> Iterato
         while (item := slots.get()) is not _END:
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
+            assert isinstance(item, Frame)  # the queue holds frames, _END or an exception
+            yield item
     finally:
         stop.set()
         thread.join()
