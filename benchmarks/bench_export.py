@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edge.runtime.inference import create_session
 from export.exporter import to_onnx
 from export.graph import prepare_for_export
 from export.quantize import quantize_int8
@@ -50,7 +51,6 @@ from export.sources import random_init_source
 from export.verify import (
     Windows,
     check_parity,
-    make_session,
     run_onnx,
     synthetic_windows,
     top1_agreement,
@@ -103,8 +103,8 @@ def set_prototype_classifier(model: torch.nn.Module, windows: Windows, classes: 
 
 
 def _agreement(fp32: Path, int8: Path, windows: Windows) -> tuple[float, float]:
-    ref = run_onnx(make_session(fp32, THREADS), windows, batch=8)
-    got = run_onnx(make_session(int8, THREADS), windows, batch=8)
+    ref = run_onnx(create_session(fp32, THREADS), windows, batch=8)
+    got = run_onnx(create_session(int8, THREADS), windows, batch=8)
     finite = np.isfinite(ref).all(axis=1)
     return top1_agreement(ref[finite], got[finite]), float(np.abs(ref[finite] - got[finite]).max())
 
@@ -143,9 +143,9 @@ def bench_preset(
         paths["dynamo"] = tmp / f"{name}_dynamo.onnx"
         to_onnx(model, paths["dynamo"], window=window, dynamo=True)
 
-    # make_session disables thread spinning: five sessions and torch share 2 cores, and spinning
+    # create_session disables thread spinning: five sessions and torch share 2 cores, and spinning
     # threads would starve the engine being timed (measured: eager 20× slower next to them).
-    sessions = {key: make_session(path, THREADS) for key, path in paths.items()}
+    sessions = {key: create_session(path, THREADS) for key, path in paths.items()}
     parity = check_parity(sessions["fp32"], model, synthetic_windows(16, seed=0, window=window))
     shaped = prepare_for_export(model)
 

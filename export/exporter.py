@@ -4,7 +4,8 @@ Steps, each of which can stop the export before anything is written at ``output`
 load the source (:mod:`export.sources`) → shape the graph (:mod:`export.graph`) → trace to ONNX
 with the contract's names and a dynamic batch axis → attach all metadata the daemon needs →
 ``onnx.checker`` → ONNX Runtime vs PyTorch parity (:mod:`export.verify`) → optional int8
-(:mod:`export.quantize`) with its top-1 agreement → latency → atomic rename into place.
+(:mod:`export.quantize`) with its top-1 agreement → the daemon's own loader
+(:func:`edge.runtime.inference.load_model`) accepts the file → latency → atomic rename into place.
 Work happens in a temporary directory beside ``output`` so the final rename never crosses file
 systems and an interrupted or failed export leaves nothing behind.
 """
@@ -38,6 +39,7 @@ from edge.contract.model_contract import (
     META_WINDOW,
     OUTPUT_LOGITS,
 )
+from edge.runtime.inference import ModelError, create_session, load_model
 from export.graph import prepare_for_export
 from export.quantize import quantize_int8
 from export.sources import ExportError, Source, load_checkpoint_source, random_init_source
@@ -47,12 +49,12 @@ from export.verify import (
     ParityResult,
     Windows,
     check_parity,
-    make_session,
     measure_latency,
     run_onnx,
     synthetic_windows,
     top1_agreement,
 )
+from model_src.model import SLRTransformer
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +141,7 @@ def set_metadata(model: onnx.ModelProto, meta: dict[str, str]) -> None:
 
 
 def to_onnx(
-    model: torch.nn.Module, path: Path, *, window: int, opset: int = DEFAULT_OPSET, dynamo: bool = False
+    model: SLRTransformer, path: Path, *, window: int, opset: int = DEFAULT_OPSET, dynamo: bool = False
 ) -> None:
     """Trace the export-shaped copy of ``model`` into ``path`` with the contract's I/O names.
 
@@ -151,7 +153,7 @@ def to_onnx(
     # Batch 2 in the example so no size-1 batch dimension gets specialised into the trace.
     frames = torch.zeros(2, window, NUM_MODEL_ROWS, 3)
     idx = torch.arange(window, dtype=torch.float32).repeat(2, 1)
-    names = {"input_names": [INPUT_FRAMES, INPUT_FRAME_IDX], "output_names": [OUTPUT_LOGITS]}
+    input_names, output_names = [INPUT_FRAMES, INPUT_FRAME_IDX], [OUTPUT_LOGITS]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer/deprecation chatter is not actionable for users
         if dynamo:
@@ -163,8 +165,10 @@ def to_onnx(
                 opset_version=max(opset, 18),
                 dynamo=True,
                 verbose=False,
-                **names,
+                input_names=input_names,
+                output_names=output_names,
             )
+            assert program is not None  # dynamo=True always returns the program
             program.save(str(path))
         else:
             torch.onnx.export(
@@ -179,7 +183,8 @@ def to_onnx(
                 },
                 do_constant_folding=True,
                 dynamo=False,
-                **names,
+                input_names=input_names,
+                output_names=output_names,
             )
 
 
@@ -279,7 +284,7 @@ def export_checkpoint(
         windows = synthetic_windows(PARITY_WINDOWS, seed=0, window=source.config.window)
         if extra_windows is not None:
             windows = extra_windows + windows
-        fp32_session = make_session(fp32_path, threads)
+        fp32_session = create_session(fp32_path, threads)
         parity = check_parity(fp32_session, source.model, windows, tolerance=FP32_TOLERANCE)
         if not parity.passed:
             raise ParityError(
@@ -301,7 +306,7 @@ def export_checkpoint(
             if extra_windows is not None:
                 agree_windows = extra_windows + agree_windows
             reference = run_onnx(fp32_session, agree_windows, batch=8)
-            int8_session = make_session(int8_path, threads)
+            int8_session = create_session(int8_path, threads)
             candidate = run_onnx(int8_session, agree_windows, batch=8)
             finite = np.isfinite(reference).all(axis=1)
             agreement = top1_agreement(reference[finite], candidate[finite])
@@ -319,9 +324,13 @@ def export_checkpoint(
                 )
             final_path = int8_path
 
+        try:  # the file must load exactly as the daemon will load it (metadata, shapes, test window)
+            load_model(final_path, threads)
+        except ModelError as exc:
+            raise ParityError(f"the daemon's loader rejects the exported model: {exc}") from exc
         p50 = p95 = None
         if latency_runs > 0:
-            p50, p95 = measure_latency(make_session(final_path, threads), windows, runs=latency_runs)
+            p50, p95 = measure_latency(create_session(final_path, threads), windows, runs=latency_runs)
         os.replace(final_path, output)
 
     for message in report_warnings:

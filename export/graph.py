@@ -1,7 +1,7 @@
 """Export-time graph shaping: an inference-only copy of the model that ONNX Runtime runs fast.
 
 The group embeddings see ~3000 patch tokens per window (128 frames × 24 patches) against 128
-tokens in the transformer. Written plainly (SPEC §3) each token goes through D×D ``w_q``,
+tokens in the transformer. Written plainly (docs/MODEL.md §4.2) each token goes through D×D ``w_q``,
 ``w_k``, ``w_v``: profiling that export (ORT, 2 threads) put two thirds of the time there.
 ``model_src`` already computes q/k/v with an 8-wide matmul, but still materialises
 ``[3000, 3D]`` activations and per-frame attention with d_k = D/4. Yet a patch token is only
@@ -12,7 +12,7 @@ an 8-value vector pushed through ``proj`` (8→D), ``pos_embed`` and an RMSNorm,
   rotated by RoPE at position ``p`` (RoPE is linear per position, so it folds into ``Mq_p`` too),
   and the same for ``k``; ``s_p = 1 / (rms(h_p) + eps)`` where ``‖h_p‖² = [u_p, 1] G_p [u_p, 1]ᵀ``
   with the 9×9 Gram matrix ``G_p`` of the affine map;
-- the model averages the attention output over patches (SPEC §3), so only the averaged
+- the model averages the attention output over patches (docs/MODEL.md §4.2), so only the averaged
   attention weights ``ā`` matter, and ``mean_p(attn · V) · w_oᵀ`` collapses to
   ``[ā·s·u, ā·s] · F`` with one precomputed ``[H·(8+P), D]`` matrix ``F``.
 
@@ -68,9 +68,13 @@ def _rope_rows(matrix: Tensor, attention: RoPEAttention, positions: int) -> Tens
 class FoldedGroupEmbedding(nn.Module):
     """Drop-in, inference-only replacement for :class:`GroupEmbedding` with folded weights."""
 
+    folded_gram: Tensor
+    folded_qk: Tensor
+    folded_out: Tensor
+
     def __init__(self, source: GroupEmbedding) -> None:
         super().__init__()
-        patch: nn.Module = source.patch_embedding
+        patch = source.patch_embedding
         norm: RMSNorm = patch.norm
         attention: RoPEAttention = source.self_attention
         self.num_landmarks = source.num_landmarks
@@ -134,6 +138,11 @@ class FoldedAttentionPooling(nn.Module):
     H pooled rows instead of every frame. Masked frames score ``-inf`` as in the model.
     """
 
+    folded_score_weight: Tensor
+    folded_score_bias: Tensor
+    folded_value: Tensor
+    folded_value_bias: Tensor
+
     def __init__(self, source: ZeroQueryAttentionPooling) -> None:
         super().__init__()
         dim, heads, head_dim = source.dim, source.heads, source.head_dim
@@ -173,7 +182,7 @@ def prepare_for_export(model: SLRTransformer) -> SLRTransformer:
     for name, _, _ in GROUPS:
         source = getattr(shaped.embedding, name)
         setattr(shaped.embedding, name, FoldedGroupEmbedding(source))
-    shaped.pooling.attention_pooling = FoldedAttentionPooling(shaped.pooling.attention_pooling)
+    shaped.pooling.add_module("attention_pooling", FoldedAttentionPooling(shaped.pooling.attention_pooling))
     for param in shaped.parameters():
         param.requires_grad_(False)
     return shaped

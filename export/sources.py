@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from edge.runtime.inference import file_sha256
 from model_src.config import ConfigError, ModelConfig, preset
 from model_src.model import SLRTransformer, build_model
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("auto", "published", "native")
 #: Seed of ``--random-init`` models, so the same command always exports the same weights.
 RANDOM_INIT_SEED = 0
 
@@ -72,38 +69,6 @@ def generated_labels(count: int) -> list[str]:
     return [f"class_{i}" for i in range(count)]
 
 
-def _describe_keys(obj: object) -> str:
-    if isinstance(obj, Mapping):
-        keys = [str(k) for k in list(obj)[:3]]
-        return f"a mapping with keys like {keys}" if keys else "an empty mapping"
-    return f"a {type(obj).__name__}"
-
-
-def _torch_load(path: Path) -> object:
-    """``torch.load`` with ``weights_only=True``: a checkpoint must not be able to run code."""
-    if not path.exists():
-        raise ExportError(f"checkpoint not found: {path}")
-    if not path.is_file():
-        raise ExportError(f"checkpoint is not a file: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for non-checkpoints (pickle, zip, EOF, ...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"{path} is not a readable PyTorch checkpoint ({first[:160]})") from exc
-
-
-def detect_format(obj: object) -> str | None:
-    """``"native"``, ``"published"`` or None for a loaded checkpoint payload."""
-    from model_src.checkpoint import is_training_checkpoint
-    from model_src.published import is_published_state_dict
-
-    if is_training_checkpoint(obj):
-        return "native"
-    if is_published_state_dict(obj):
-        return "published"
-    return None
-
-
 def _check_labels(labels: list[str], num_classes: int, origin: str) -> list[str]:
     if len(labels) != num_classes:
         raise ExportError(
@@ -116,39 +81,23 @@ def _check_labels(labels: list[str], num_classes: int, origin: str) -> list[str]
 
 def load_checkpoint_source(checkpoint: Path, *, fmt: str = "auto", labels_path: Path | None = None) -> Source:
     """Load a native or published checkpoint (auto-detected unless ``fmt`` forces one)."""
-    from model_src.checkpoint import load_model_from_checkpoint
-    from model_src.published import CheckpointError, load_published_state_dict
+    from model_src.checkpoint import CheckpointError, load_checkpoint
 
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown checkpoint format {fmt!r}; choose one of {FORMATS}")
-    obj = _torch_load(checkpoint)
-    detected = detect_format(obj)
-    kind = detected if fmt == "auto" else fmt
-    if kind is None:
-        raise ExportError(
-            f"{checkpoint} is neither a slovo-edge training checkpoint nor a published SLR_SLOVO "
-            f"state_dict (found {_describe_keys(obj)})"
-        )
-    sha = file_sha256(checkpoint)
     try:
-        if kind == "native":
-            model, cfg, ckpt_labels = load_model_from_checkpoint(checkpoint)
-        else:
-            model, cfg = load_published_state_dict(obj)  # type: ignore[arg-type]
-            ckpt_labels = None
+        loaded = load_checkpoint(checkpoint, fmt=fmt)
     except CheckpointError as exc:
-        raise ExportError(f"{checkpoint}: not a valid {kind} checkpoint: {exc}") from exc
-
+        raise ExportError(str(exc)) from exc
+    cfg = loaded.config
     if labels_path is not None:
         labels = _check_labels(read_labels(labels_path), cfg.num_classes, f"labels file {labels_path}")
-    elif ckpt_labels is not None:
-        labels = _check_labels(list(ckpt_labels), cfg.num_classes, f"checkpoint {checkpoint}")
+    elif loaded.labels is not None:
+        labels = _check_labels(loaded.labels, cfg.num_classes, f"checkpoint {checkpoint}")
     else:
         raise ExportError(
             f"{checkpoint} is a published state_dict without class names: pass --labels FILE "
             f"({cfg.num_classes} names, e.g. labels_500.json for the 500-class weights)"
         )
-    return Source(model=model.eval(), config=cfg, labels=labels, sha256=sha, kind=kind)
+    return Source(model=loaded.model, config=cfg, labels=labels, sha256=loaded.sha256, kind=loaded.kind)
 
 
 def random_init_source(

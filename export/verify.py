@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -20,7 +19,6 @@ import torch
 from edge.contract.layout import LEFT_HAND, NUM_LANDMARKS, RIGHT_HAND
 from edge.contract.model_contract import INPUT_FRAME_IDX, INPUT_FRAMES
 from edge.contract.preprocess import PAD_INDEX, WINDOW, preprocess
-from edge.runtime.inference import create_session
 
 #: Max |logit difference| accepted between ONNX Runtime (fp32) and PyTorch.
 FP32_TOLERANCE = 1e-4
@@ -99,11 +97,6 @@ def synthetic_windows(count: int, *, seed: int = 0, window: int = WINDOW) -> Win
     frames_out.append(np.zeros((window, len(frames_out[0][0]), 3), dtype=np.float32))
     idx_out.append(np.full(window, PAD_INDEX, dtype=np.float32))
     return Windows(np.stack(frames_out[:count]), np.stack(idx_out[:count]))
-
-
-def make_session(path: Path | str, threads: int = 2) -> ort.InferenceSession:
-    """A session exactly as the daemon creates it, so verified latency is the latency it gets."""
-    return create_session(path, threads)
 
 
 def run_onnx(session: ort.InferenceSession, windows: Windows, batch: int = 1) -> np.ndarray:

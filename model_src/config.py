@@ -19,7 +19,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of an SLR_SLOVO model (SPEC §3). Defaults are the published full-size model."""
+    """Shape of an SLR_SLOVO model (docs/MODEL.md §4). Defaults are the published full-size model."""
 
     d_model: int = 512
     num_layers: int = 8

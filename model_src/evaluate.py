@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -29,8 +30,7 @@ from sklearn.metrics import (
 )
 from tqdm.auto import tqdm
 
-from edge.contract.model_contract import INPUT_FRAME_IDX, INPUT_FRAMES, META_LABELS, META_WINDOW
-from edge.contract.preprocess import WINDOW
+from model_src.labels import load_labels
 
 console = Console()
 
@@ -187,22 +187,22 @@ class TorchPredictor:
 
 
 class OnnxPredictor:
-    """An exported model in onnxruntime (the same graph the edge device runs)."""
+    """An exported model, loaded and checked exactly as the edge daemon loads it
+    (:func:`edge.runtime.inference.load_model`: labels and window from its metadata)."""
 
-    def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        from edge.runtime.inference import ModelError, load_model
 
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if META_LABELS not in meta:
-            raise EvalError(f"{path}: ONNX metadata lacks {META_LABELS!r}; was it written by slr-export?")
-        self.labels = list(json.loads(meta[META_LABELS]))
-        self.window = int(meta.get(META_WINDOW, WINDOW))
-        self.train_config = None
+        try:
+            self.model = load_model(path, threads=threads or os.cpu_count() or 1)
+        except ModelError as exc:
+            raise EvalError(str(exc)) from None
+        self.labels = list(self.model.labels)
+        self.window = self.model.window
+        self.train_config: dict[str, Any] | None = None
 
     def __call__(self, frames: np.ndarray, frame_idx: np.ndarray) -> np.ndarray:
-        (logits,) = self.session.run(None, {INPUT_FRAMES: frames, INPUT_FRAME_IDX: frame_idx})
-        return np.asarray(logits)
+        return self.model.predict_batch(frames, frame_idx)
 
 
 def load_predictor(path: Path, labels_path: Path | None = None, device: str = "cpu") -> Predictor:
@@ -212,32 +212,20 @@ def load_predictor(path: Path, labels_path: Path | None = None, device: str = "c
         raise EvalError(f"model file {path} does not exist")
     if path.suffix.lower() == ".onnx":
         return OnnxPredictor(path)
-    import torch
+    from model_src.checkpoint import load_checkpoint
 
-    from model_src.checkpoint import is_training_checkpoint, load_model_from_checkpoint
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for non-checkpoints (pickle, zip, EOF, ...)
-        raise EvalError(f"{path}: not a readable PyTorch checkpoint or .onnx file ({exc})") from exc
-    if is_training_checkpoint(obj):
-        model, cfg, labels = load_model_from_checkpoint(path, map_location=device)
-        return TorchPredictor(model, labels, cfg.window, device, obj.get("train_config"))
-    try:
-        from model_src.published import is_published_state_dict, load_published_state_dict
-    except ImportError:
-        raise EvalError(f"{path}: not a slovo-edge training checkpoint") from None
-    if not is_published_state_dict(obj):
-        raise EvalError(
-            f"{path}: neither a slovo-edge training checkpoint nor a published SLR_SLOVO state_dict"
-        )
+    loaded = load_checkpoint(path, map_location=device)
+    if loaded.labels is not None:
+        return TorchPredictor(loaded.model, loaded.labels, loaded.config.window, device, loaded.train_config)
     if labels_path is None:
         raise EvalError("a published state_dict carries no class names: pass --labels")
-    from model_src.labels import load_labels
-
     labels = load_labels(labels_path)
-    model, cfg = load_published_state_dict(obj, num_classes=len(labels))
-    return TorchPredictor(model.to(device).eval(), labels, cfg.window, device)
+    if len(labels) != loaded.config.num_classes:
+        raise EvalError(
+            f"{labels_path} has {len(labels)} labels but the model's classifier has "
+            f"{loaded.config.num_classes} outputs"
+        )
+    return TorchPredictor(loaded.model, labels, loaded.config.window, device)
 
 
 def predict_clips(

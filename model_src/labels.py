@@ -1,4 +1,4 @@
-"""Class-name lists: the label sources a model's class ids can come from (SPEC §4).
+"""Class-name lists: the label sources a model's class ids can come from (docs/MODEL.md §6).
 
 Accepted, detected from the content:
 
@@ -93,6 +93,7 @@ def _mapping(value: object, path: Path) -> Mapping[str, Any]:
 
 def _class_id(value: object, path: Path, field: str) -> int:
     try:
+        # JSON gives str/int/float/None/...: int() of the wrong kinds raises, which is the check.
         index = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise LabelError(f"{path}: {field} has non-integer class id {value!r}") from None

@@ -1,4 +1,4 @@
-"""Building blocks of the SLR_SLOVO model (SPEC §3), written for ONNX Runtime.
+"""Building blocks of the SLR_SLOVO model (docs/MODEL.md §4), written for ONNX Runtime.
 
 Everything here is plain matmul / softmax / elementwise tensor algebra: no Python loops over
 frames or patches, no data-dependent control flow, masks applied with ``where``. Parameter and
@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: Score given to masked keys in the RoPE attention (SPEC §3: "keys with mask 0 get -1e4").
+#: Score given to masked keys in the RoPE attention (docs/MODEL.md §4.3).
 MASKED_SCORE = -1e4
 
 
 class RMSNorm(nn.Module):
-    """``v / (rms(v) + eps) * weight``: eps is added to the RMS, not under the root (SPEC §3)."""
+    """``v / (rms(v) + eps) * weight``: eps is added to the RMS, not under the root (docs/MODEL.md §4)."""
 
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
@@ -39,6 +39,10 @@ class RotaryEmbedding(nn.Module):
     non-persistent, and rebuilt whenever a state dict is loaded, so an exported graph holds them
     as constants instead of recomputing trigonometry on every call.
     """
+
+    inv_freq: Tensor
+    cos_table: Tensor
+    sin_table: Tensor
 
     def __init__(self, head_dim: int, max_len: int, base: float = 10000.0) -> None:
         super().__init__()
@@ -110,7 +114,7 @@ def masked_softmax(scores: Tensor, key_mask: Tensor | None) -> Tensor:
 
 
 class RoPEAttention(nn.Module):
-    """Multi-head self-attention with RoPE on q and k, optional key mask (SPEC §3)."""
+    """Multi-head self-attention with RoPE on q and k, optional key mask (docs/MODEL.md §4.3)."""
 
     def __init__(self, dim: int, heads: int, max_len: int, dropout: float = 0.0) -> None:
         super().__init__()

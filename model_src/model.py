@@ -1,6 +1,6 @@
-"""The SLR_SLOVO keypoint transformer (SPEC §3) and its builder.
+"""The SLR_SLOVO keypoint transformer (docs/MODEL.md §4) and its builder.
 
-Input ``frames [B, T, 92, 3]`` (preprocessed, SPEC §2) and ``frame_idx [B, T]`` (-1 = padding);
+Input ``frames [B, T, 92, 3]`` (preprocessed, docs/MODEL.md §3) and ``frame_idx [B, T]`` (-1 = padding);
 output logits ``[B, classes]``. Module and parameter names mirror the published checkpoint, so
 :mod:`model_src.published` loads it with an identity key mapping.
 """
@@ -62,7 +62,7 @@ class PatchEmbedding(nn.Module):
 
 
 class GroupEmbedding(nn.Module):
-    """One landmark group of every frame → one D vector per frame (SPEC §3 "Group embedding").
+    """One landmark group of every frame → one D vector per frame (docs/MODEL.md §4.2).
 
     Frames are folded into the batch (``[B*T, P, 8]``) so all patches of all frames go through
     one matmul and one attention call.
@@ -113,7 +113,7 @@ class GroupEmbedding(nn.Module):
         return (F.linear(patches, folded) + offset) * inv_rms
 
     def forward_reference(self, values: Tensor) -> Tensor:
-        """SPEC §3 written plainly (tokens → attention → mean → missing); tests check ``forward``
+        """docs/MODEL.md §4.2 written plainly (tokens → attention → mean → missing); tests check ``forward``
         against it on random weights."""
         pad = self.num_patches * PATCH_SIZE - self.num_landmarks
         flat = F.pad(values.flatten(-2), (0, 2 * pad))
@@ -186,7 +186,7 @@ class TemporalEncoder(nn.Module):
 
 
 class ZeroQueryAttentionPooling(nn.Module):
-    """``nn.MultiheadAttention`` with a single all-zero query, written out (SPEC §3 **fix**).
+    """``nn.MultiheadAttention`` with a single all-zero query, written out (docs/MODEL.md §5).
 
     Parameters keep MultiheadAttention's names. A zero query projects to ``in_proj_bias[:D]``, so
     only keys and values need a matmul; masked frames get ``-inf`` scores like a key padding mask.

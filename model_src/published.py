@@ -16,7 +16,7 @@ from torch import Tensor
 from model_src.config import ConfigError, ModelConfig
 from model_src.model import SLRTransformer, build_model
 
-# Keys the config is inferred from (SPEC §3 names).
+# Keys the config is inferred from (docs/MODEL.md §1 names).
 _D_MODEL_KEY = "transformer.norm.weight"
 _CLASSES_KEY = "classifier.final_classifier.weight"
 _POSITIONS_KEY = "embedding.temporal_embed.weight"

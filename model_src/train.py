@@ -19,6 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from model_src.checkpoint import CheckpointError, load_training_checkpoint, rest
 from model_src.config import PRESETS, ConfigError, ModelConfig, preset
 from model_src.data import (
     DataError,
+    EpochPermutationSampler,
     KeypointDataset,
     TrainData,
     landmark_statistics,
@@ -262,6 +264,8 @@ def train(
     model.to(device)
     optimizer = torch.optim.AdamW(param_groups(model, train_cfg.weight_decay), lr=train_cfg.lr)
     train_loader = make_loader(train_ds, train_cfg.batch_size, True, train_cfg.seed, train_cfg.workers)
+    train_sampler = train_loader.sampler
+    assert isinstance(train_sampler, EpochPermutationSampler)  # make_loader(shuffle=True) gives one
     val_loader = make_loader(val_ds, train_cfg.batch_size, False, workers=train_cfg.workers)
     scheduler = build_scheduler(optimizer, train_cfg, train_cfg.epochs * len(train_loader))
     scaler = torch.amp.GradScaler("cuda", enabled=train_cfg.amp and device.type == "cuda")
@@ -290,7 +294,7 @@ def train(
             break
         torch.manual_seed(_epoch_seed(train_cfg.seed, epoch))  # dropout et al.
         train_ds.set_epoch(epoch)
-        train_loader.sampler.set_epoch(epoch)
+        train_sampler.set_epoch(epoch)
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc, steps = train_epoch(
@@ -309,7 +313,7 @@ def train(
         }
         history.append(row)
         monitored = val_acc if len(data.val) else train_acc
-        common = {
+        common: dict[str, Any] = {
             "model": model,
             "model_config": model_cfg,
             "labels": data.labels,

@@ -69,7 +69,8 @@ class AugmentConfig:
     @classmethod
     def none(cls) -> AugmentConfig:
         """All augmentations off."""
-        return cls(**{f.name: 0.0 for f in fields(cls) if f.name.endswith("_prob")})
+        off: dict[str, Any] = {f.name: 0.0 for f in fields(cls) if f.name.endswith("_prob")}
+        return cls(**off)
 
 
 @dataclass(frozen=True)

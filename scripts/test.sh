@@ -29,6 +29,9 @@ echo "==> ruff"
 ruff check . || exit 1
 ruff format --check . || exit 1
 
+echo "==> mypy"
+mypy || exit 1
+
 echo "==> pytest"
 python -m pytest "$@"
 rc=$?

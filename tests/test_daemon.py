@@ -186,7 +186,7 @@ def test_frames_used_matches_hand_frames_of_the_window(
 
 
 def test_status_reports_the_run(sample_run: Run, model_path: Path) -> None:
-    from edge.runtime.inference import file_sha256
+    from edge.util.files import file_sha256
 
     statuses = sample_run.of("status")
     assert {s["state"] for s in statuses} >= {"running"}

@@ -200,6 +200,40 @@ def test_int8_export_reports_agreement_and_keeps_metadata(
     assert json.loads(_metadata(out)[META_LABELS]) == list(TINY_LABELS)
     got = _run(_session(out), tiny_vectors["case0_frames"][None], tiny_vectors["case0_idx"][None])
     assert got.shape == (1, 10) and np.isfinite(got).all()
+    # The int8 graph computes what exact integer arithmetic gives, on this CPU too (no int16
+    # saturation in ONNX Runtime's U8S8 kernels on x86 without VNNI, see export.quantize).
+    windows = _case_windows(tiny_vectors)
+    exact = _run(_session(_exact_integer_matmuls(out, tmp_path / "exact.onnx")), windows.frames, windows.idx)
+    np.testing.assert_allclose(_run(_session(out), windows.frames, windows.idx), exact, rtol=0, atol=1e-3)
+
+
+def _exact_integer_matmuls(path: Path, out: Path) -> Path:
+    """A copy of the int8 model whose MatMulInteger nodes compute in float32: exact for int8
+    operands (|sums| << 2**24), so it is what any CPU without a saturating kernel returns."""
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type != "MatMulInteger":
+            nodes.append(node)
+            continue
+        a, b, a_zero, b_zero = node.input
+        p = f"{node.name}_exact"
+        for name, value, zero in (("a", a, a_zero), ("b", b, b_zero)):
+            nodes += [
+                helper.make_node("Cast", [value], [f"{p}_{name}"], to=TensorProto.FLOAT),
+                helper.make_node("Cast", [zero], [f"{p}_{name}_zero"], to=TensorProto.FLOAT),
+                helper.make_node("Sub", [f"{p}_{name}", f"{p}_{name}_zero"], [f"{p}_{name}_centred"]),
+            ]
+        nodes += [
+            helper.make_node("MatMul", [f"{p}_a_centred", f"{p}_b_centred"], [f"{p}_product"]),
+            helper.make_node("Cast", [f"{p}_product"], [node.output[0]], to=TensorProto.INT32),
+        ]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(out))
+    return out
 
 
 def test_random_init_edge_is_marked_untrained_and_reproducible(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from edge.contract.keypoint_file import load_keypoints
 from edge.contract.layout import FACE, LEFT_HAND, NUM_LANDMARKS, POSE, RIGHT_HAND
-from edge.dataset.extract import Job, jobs_from_annotations, parse_shard, select_shard
+from edge.dataset.jobs import Job, jobs_from_annotations, parse_shard, select_shard
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHORT_FRAMES = 15

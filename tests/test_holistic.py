@@ -59,7 +59,7 @@ def test_output_shape_dtype_and_part_wise_nan(sample_landmarks: np.ndarray) -> N
 def test_reproduces_reference_keypoints(
     sample_landmarks: np.ndarray, tiny_vectors: dict[str, np.ndarray], part: str
 ) -> None:
-    """Agreement with SPEC case 0 (same MediaPipe, same clip, another machine).
+    """Agreement with reference case 0 (same MediaPipe, same clip, another machine).
 
     Measured here: presence agrees on 100 % of frames (right hand 98.2 %); over frames where both
     have the part, the median |x/y difference| is 2e-5..2.4e-4 and 98.5-99.97 % of x/y values are

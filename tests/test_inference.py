@@ -10,7 +10,8 @@ from helpers_onnx import DEFAULT_LABELS, build_tiny_onnx, default_metadata
 
 from edge.contract.model_contract import META_FPS, META_LABELS, META_LAYOUT, META_WINDOW
 from edge.contract.preprocess import preprocess
-from edge.runtime.inference import ModelError, file_sha256, load_model
+from edge.runtime.inference import ModelError, load_model
+from edge.util.files import file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_wrong_input_names(tmp_path: Path) -> None:
 def test_exported_tiny_checkpoint_reproduces_golden_logits(
     tiny_onnx_path: Path, tiny_vectors: dict[str, np.ndarray]
 ) -> None:
-    """The real ``slr-export`` output, run by the edge runtime, matches SPEC's logits to 1e-4."""
+    """The real ``slr-export`` output, run by the edge runtime, matches the reference logits to 1e-4."""
     model = load_model(tiny_onnx_path, threads=1)
     assert len(model.labels) == 10 and model.window == 128 and model.fps == 30.0
     assert all(label.startswith("класс_") for label in model.labels)

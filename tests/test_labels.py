@@ -1,4 +1,4 @@
-"""Label sources (SPEC §4): published JSON, JSON/plain lists, Slovo annotations.csv, refusals."""
+"""Label sources (docs/MODEL.md §6): published JSON, JSON/plain lists, Slovo annotations.csv, refusals."""
 
 from __future__ import annotations
 

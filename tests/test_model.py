@@ -1,4 +1,4 @@
-"""SLR_SLOVO model (SPEC §3): golden logits, batching, determinism, folding, config and presets."""
+"""SLR_SLOVO model (docs/MODEL.md §4): golden logits, batching, determinism, folding, config and presets."""
 
 from __future__ import annotations
 

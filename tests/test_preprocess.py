@@ -1,4 +1,4 @@
-"""SPEC §2 preprocessing: golden vectors and properties."""
+"""Preprocessing (docs/MODEL.md §3): golden vectors and properties."""
 
 from __future__ import annotations
 

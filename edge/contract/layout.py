@@ -3,7 +3,7 @@
 Every frame is ``float32 [543, 3]`` (x, y, z in MediaPipe's normalised image coordinates, NaN
 where a part was not detected). Training, export and the daemon all import these constants, so
 the layout the model was trained on is, by construction, the one it is served with
-(SLR_SLOVO SPEC §1).
+(docs/MODEL.md §2).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def empty_frame() -> np.ndarray:
 
 
 def has_hands(raw: np.ndarray) -> np.ndarray:
-    """Whether frames contain any non-NaN hand value (SPEC §2 step 1).
+    """Whether frames contain any non-NaN hand value (docs/MODEL.md §3 step 1).
 
     ``raw`` is ``[N, 543, 3]`` (gives ``bool [N]``) or one frame ``[543, 3]`` (gives a bool scalar).
     """

@@ -7,7 +7,7 @@ spells these strings.
 
 from __future__ import annotations
 
-INPUT_FRAMES = "frames"  # float32 [batch, window, 92, 3], preprocessed (SPEC §2)
+INPUT_FRAMES = "frames"  # float32 [batch, window, 92, 3], preprocessed (docs/MODEL.md §3)
 INPUT_FRAME_IDX = "frame_idx"  # float32 [batch, window], -1 marks padding
 OUTPUT_LOGITS = "logits"  # float32 [batch, classes]
 

@@ -1,4 +1,4 @@
-"""Raw Holistic keypoints → the model's fixed window (SLR_SLOVO SPEC §2), numpy only.
+"""Raw Holistic keypoints → the model's fixed window (docs/MODEL.md §3), numpy only.
 
 The same function feeds training, export verification and the daemon, so what the model sees
 at serving time is bit-for-bit what it saw in training.

@@ -1,6 +1,6 @@
 """MediaPipe Holistic → ``float32 [543, 3]`` frames in the layout of :mod:`edge.contract.layout`.
 
-The reference keypoints (SLR_SLOVO SPEC §1) were made with MediaPipe Holistic 0.10.18 in video
+The reference keypoints (docs/MODEL.md §2) were made with MediaPipe Holistic 0.10.18 in video
 mode (tracking on) at model_complexity 1, so that is what this extractor runs. The wheel bundles
 only that complexity's pose model; other complexities would try to download one at start-up and
 fail (or hang) on an offline device, so they are refused up front with the missing file named.
@@ -108,21 +108,40 @@ _BLANK = _blank_frame()  # warm-up input: nothing to detect, so it leaves no tra
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced(enabled: bool) -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null for the duration (process-wide, hence kept short)."""
+def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
+    """Send native writes to file descriptor 2 to /dev/null; ``sys.stderr`` keeps the real stderr.
+
+    MediaPipe and TFLite print start-up lines from their own threads whenever a graph loads,
+    which no setting turns off (they would tear ``slr-extract``'s progress bar or fill the
+    daemon's journal). Python's own messages (progress bar, summary, warnings, tracebacks) still
+    show, through a duplicate of the original descriptor. Processes spawned inside inherit the
+    silenced descriptor. Process-wide: :class:`HolisticExtractor` keeps it short (start-up, reset).
+    """
     if not enabled:
         yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
+    original = sys.stderr
+    sys.stderr = open(  # noqa: SIM115 - closed in finally
+        saved,
+        "w",
+        buffering=1,
+        encoding=getattr(original, "encoding", None) or "utf-8",
+        errors="backslashreplace",
+        closefd=False,
+    )
     devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
     try:
-        os.dup2(devnull, 2)
         yield
     finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = original
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(devnull)
 
 
 class Extractor(Protocol):
@@ -169,7 +188,7 @@ class HolisticExtractor:
         self.quiet = quiet
         self._holistic: Any = None
         try:
-            with _native_stderr_silenced(quiet):
+            with native_stderr_silenced(quiet):
                 self._holistic = Holistic(
                     static_image_mode=False,
                     model_complexity=model_complexity,
@@ -217,7 +236,7 @@ class HolisticExtractor:
     def reset(self) -> None:
         """Forget tracking state so the next frame starts a new video (cheaper than a new graph)."""
         if self._holistic is not None:
-            with _native_stderr_silenced(self.quiet):
+            with native_stderr_silenced(self.quiet):
                 self._holistic.reset()
                 if self.quiet:
                     self._holistic.process(_BLANK)

@@ -8,7 +8,6 @@ matches the labels and takes the first-run cost out of the latency figures.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -34,19 +33,11 @@ from edge.contract.model_contract import (
     OUTPUT_LOGITS,
     REQUIRED_METADATA,
 )
+from edge.util.files import file_sha256
 
 
 class ModelError(RuntimeError):
     """The model file cannot be used; the message is one line naming the file and the problem."""
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Lowercase hex sha256 of a file, read in chunks (models can be 100+ MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
