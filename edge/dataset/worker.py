@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -63,7 +63,7 @@ def extract_source(extractor: HolisticExtractor, source: VideoSource) -> tuple[n
     return np.stack(landmarks), np.asarray(timestamps, dtype=np.float64)
 
 
-def prefetched(frames: Iterable[Frame], depth: int = PREFETCH_FRAMES) -> Iterator[Frame]:
+def prefetched(frames: Iterable[Frame], depth: int = PREFETCH_FRAMES) -> Generator[Frame, None, None]:
     """Iterate ``frames`` while a thread decodes up to ``depth`` frames ahead.
 
     OpenCV and MediaPipe both release the GIL, so decoding (about a quarter of MediaPipe's time
@@ -188,7 +188,7 @@ def run_jobs(
             if runnable and (_extractor is None or _extractor.model_complexity != model_complexity):
                 init_worker(model_complexity)  # once per process: later calls reuse the graph
             for job in runnable:
-                result = extract_video(job.id, job.video, out_dir / f"{job.id}{KEYPOINT_SUFFIX}")
+                result = extract_video(job.id, _video(job), out_dir / f"{job.id}{KEYPOINT_SUFFIX}")
                 results.append(result)
                 bar.update(result)
         else:
@@ -198,6 +198,13 @@ def run_jobs(
     finally:
         bar.close()
     return results
+
+
+def _video(job: Job) -> Path:
+    """The video of a job that has one (jobs without a video are reported before any extraction)."""
+    if job.video is None:
+        raise ValueError(f"job {job.id} has no video")
+    return job.video
 
 
 def _run_pool(jobs: Sequence[Job], out_dir: Path, workers: int, model_complexity: int) -> Iterable[JobResult]:
@@ -212,7 +219,7 @@ def _run_pool(jobs: Sequence[Job], out_dir: Path, workers: int, model_complexity
             workers, context, initializer=init_worker, initargs=(model_complexity,)
         ) as pool:
             futures: dict[Future[JobResult], Job] = {
-                pool.submit(extract_video, job.id, job.video, out_dir / f"{job.id}{KEYPOINT_SUFFIX}"): job
+                pool.submit(extract_video, job.id, _video(job), out_dir / f"{job.id}{KEYPOINT_SUFFIX}"): job
                 for job in pending
             }
             try:
