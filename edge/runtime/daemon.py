@@ -12,6 +12,8 @@ Threads, one job each (the device has 2 cores; extraction and inference must ove
   never stall capture or extraction. Preprocesses (optionally resampling to the model's fps),
   runs ONNX Runtime, publishes ``prediction`` and ``sign``.
 * **status** (:class:`StatusThread`): publishes ``status`` every ``status_interval_s``.
+* **preview** (:class:`edge.runtime.preview.PreviewWorker`): small JPEGs + keypoints, ≤ 5/s, only
+  while a client subscribes to ``preview``.
 
 Publishing goes straight through :class:`edge.runtime.publisher.Publisher`, which serialises its socket
 with a lock and never blocks (a stalled subscriber only loses its own messages).
@@ -51,6 +53,7 @@ from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox, T
 from edge.runtime.config import ConfigError, DaemonConfig
 from edge.runtime.decisions import IdleTracker, SignDecider, softmax, top_k
 from edge.runtime.inference import EdgeModel, load_model
+from edge.runtime.preview import PreviewWorker
 from edge.runtime.resample import needs_resampling, resample_window
 from edge.runtime.ring_buffer import KeypointRingBuffer
 from edge.runtime.sdnotify import SystemdNotifier
@@ -277,6 +280,7 @@ class Daemon:
         self.capture = CaptureThread(config.source, self.box, source=source, loop=config.loop)
         self.worker = InferenceWorker(model, publisher, config)
         self.status_thread = StatusThread(self, config.status_interval_s)
+        self.preview = PreviewWorker(publisher)  # camera preview, only while a client watches
         self.buffer = KeypointRingBuffer(model.window)
         self.idle = IdleTracker(config.idle_after_s)
         self.stop_event = threading.Event()
@@ -345,6 +349,7 @@ class Daemon:
         self.worker.start()
         self.capture.start()
         self.status_thread.start()
+        self.preview.start()
         watchdog = self.notifier.watchdog_interval()
         last_ping = 0.0
         pinged_progress = 0
@@ -390,6 +395,7 @@ class Daemon:
             self._throttled(logging.WARNING, "extract", "extraction failed on frame %d: %s", frame.index, exc)
             return
         self.buffer.append(kp, frame.timestamp)
+        self.preview.offer(frame.rgb, kp, frame.timestamp)
         self.extracted += 1
         if self._first_frame_at is None:
             self._first_frame_at = time.monotonic()
@@ -432,11 +438,12 @@ class Daemon:
         self.capture.stop()
         self.worker.stop()
         self.status_thread.stop()
+        self.preview.stop()
         try:
             self.publish_status()
         except Exception as exc:
             log.debug("final status not sent: %s", exc)
-        for thread in (self.capture, self.worker, self.status_thread):
+        for thread in (self.capture, self.worker, self.status_thread, self.preview):
             thread.join(JOIN_TIMEOUT_S)
             if thread.is_alive():
                 log.warning("%s thread did not stop within %.1f s", thread.name, JOIN_TIMEOUT_S)
