@@ -19,9 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("starlette", reason="the web extra is installed by scripts/bootstrap.sh")
-
 from helpers_web import (
     EventStream,
     build_slovo_model,
