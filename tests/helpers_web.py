@@ -218,6 +218,17 @@ class EventStream:
         self.sock.close()
 
 
+def chromium_paths() -> tuple[str, str]:
+    """Debian's Chromium and its driver (scripts/test.sh installs them)."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        raise FileNotFoundError("headless Chromium is missing: apt-get install chromium chromium-driver")
+    return browser, driver
+
+
 def rss_mib(pid: int) -> float | None:
     """VmRSS of ``pid`` in MiB, or None if it is gone."""
     try:

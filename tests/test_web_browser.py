@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ import pytest
 from helpers_web import (
     EventStream,
     build_slovo_model,
+    chromium_paths,
     clean_env,
     free_port,
     short_clip,
@@ -56,16 +56,6 @@ class Stack:
     tmp: Path
 
 
-def chromium_paths() -> tuple[str, str]:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not browser or not driver:
-        pytest.fail(
-            "headless Chromium is missing: apt-get install -y chromium chromium-driver fonts-dejavu-core"
-        )
-    return browser, driver
-
-
 @pytest.fixture(scope="module")
 def stack(sample_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("web_browser")
@@ -87,7 +77,10 @@ def stack(sample_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def browser(stack: Stack) -> Iterator[webdriver.Chrome]:
-    binary, driver_path = chromium_paths()
+    try:
+        binary, driver_path = chromium_paths()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in (
