@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         endpoint = f"tcp://127.0.0.1:{free_port()}"
         daemon = start_daemon(model, args.video, endpoint, tmp / "daemon.log")
         port = free_port()
-        web = start_web(port, endpoint, tmp / "web.log", "--model", str(model))
+        web = start_web(port, endpoint, tmp / "web.log", "--model", str(model), "--upload-timeout", "1800")
         try:
             wait_for_web(port, web, tmp / "web.log")
             while request(port, "GET", "/healthz")[0] != 200:  # the daemon extracts
