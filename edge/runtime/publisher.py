@@ -96,7 +96,7 @@ def _authorized_location(authorized_dir: Path | str | None) -> str:
 
 
 class Publisher:
-    """PUB socket bound to ``endpoint`` that sends protocol messages and never blocks.
+    """XPUB socket (PUB behaviour plus on-demand topics) bound to ``endpoint``; sends without blocking.
 
     Thread-safe: an internal lock serialises ``seq`` and the socket (ZeroMQ sockets themselves
     are not thread-safe), so the inference thread and a status timer may share one publisher.

@@ -163,15 +163,10 @@ def cookie_header(token: str, secure: bool) -> str:
 
 
 def loopback_host(host: str) -> bool:
-    """True for a bind address only this machine can reach."""
-    import ipaddress
+    """True for a bind address only this machine can reach (the daemon's rule, for HTTP)."""
+    from edge.runtime.publisher import is_loopback
 
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(f"tcp://{host}:0" if ":" not in host else f"tcp://[{host.strip('[]')}]:0")
 
 
 __all__ = [
