@@ -113,12 +113,13 @@ def _serve(tmp: Path, model: Path, *extra: str) -> Iterator[Web]:
     daemon.start()
     log = tmp / "web.log"
     proc = start_web(port, daemon.publisher.endpoint, log, "--model", str(model), *extra)
+    served = Web(port, daemon, proc, log)
     try:
         wait_for_web(port, proc, log)
-        yield Web(port, daemon, proc, log)
+        yield served
     finally:
         stop(proc)
-        daemon.stop()
+        served.daemon.stop()  # a test may have restarted it
 
 
 @pytest.fixture(scope="module")
@@ -434,3 +435,29 @@ def test_bad_model_exits_2(tmp_path: Path) -> None:
     bad.write_bytes(b"not a model")
     out = _web_cli("--model", str(bad))
     assert out.returncode == 2 and "slr-web: error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_daemon_restart_is_survived_by_the_page_streams(web: Web) -> None:
+    """The daemon goes away (health turns 503) and comes back on the same endpoint: events resume."""
+    endpoint = web.daemon.publisher.endpoint
+    stream = EventStream(web.port)
+    try:
+        assert stream.events(1.0)
+        web.daemon.stop()
+        wait_until(lambda: web.get("/healthz")[0] == 503, timeout=30)
+        stream.events(0.5)  # drain what was queued before the stop
+        deadline = time.monotonic() + 10
+        while True:  # the port can stay busy for a moment after the old socket closed
+            try:
+                web.daemon = ScriptedDaemon(endpoint)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        web.daemon.start()
+        events = stream.events(5.0)
+    finally:
+        stream.close()
+    assert {"status", "prediction"} <= {kind for kind, _ in events}
+    wait_until(lambda: web.get("/healthz")[0] == 200)
