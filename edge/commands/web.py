@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ssl_certfile=args.tls_cert,
             ssl_keyfile=args.tls_key,
             server_header=False,
+            timeout_graceful_shutdown=2,  # open event streams never end by themselves
         )
     except KeyboardInterrupt:
         return EXIT_OK
