@@ -54,6 +54,7 @@ class Stack:
     web: subprocess.Popen[bytes]
     model: Path
     tmp: Path
+    endpoint: str
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def stack(sample_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     web = start_web(port, endpoint, tmp / "web.log", "--model", str(model), "--max-upload-mb", "1")
     try:
         wait_for_web(port, web, tmp / "web.log")
-        yield Stack(f"http://127.0.0.1:{port}/", port, daemon, web, model, tmp)
+        yield Stack(f"http://127.0.0.1:{port}/", port, daemon, web, model, tmp, endpoint)
     finally:
         stop(web)
         stop(daemon)
@@ -167,6 +168,29 @@ def test_preview_canvas_draws_the_camera_and_keypoints(browser: webdriver.Chrome
     width = browser.execute_script("return document.getElementById('preview').width")
     assert 0 < width <= 640
     shot(browser, "preview")
+
+
+def test_everything_subscribers_get_no_preview_while_the_page_watches(
+    browser: webdriver.Chrome, stack: Stack
+) -> None:
+    import zmq
+
+    assert browser.execute_script("return window.slrStats.previewFrames") >= 1  # the page watches
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")  # an old-style client: "everything"
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(stack.endpoint)
+    topics: set[bytes] = set()
+    try:
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            if sock.poll(200):
+                topics.add(bytes(sock.recv_multipart()[0]))
+    finally:
+        sock.close()
+    assert b"status" in topics and topics <= {b"prediction", b"sign", b"status"}, topics
+    frames = browser.execute_script("return window.slrStats.previewFrames")
+    wait(browser, lambda d: d.execute_script("return window.slrStats.previewFrames") > frames, 30)
 
 
 def test_transcript_fills_and_clears(browser: webdriver.Chrome) -> None:
