@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         f"| daemon frames/s, one camera-view (`/api/preview`) viewer | {preview:.2f} "
         f"({preview / none:.3f} ×, "
         f"target ≥ 0.95) {'✓' if preview / none >= 0.95 else '✗'} |",
+        "| frames/s per round: none / 20 clients / preview | "
+        + "; ".join(f"{a:.2f} / {b:.2f} / {c:.2f}" for a, b, c in zip(*fps.values(), strict=True))
+        + " |",
         f"| events per client (fewest of 20) / preview frames received, last round | {received['sse20']} / "
         f"{received['preview']} |",
         f"| `slr-web` RSS idle (daemon attached, no browser; target ≤ 150 MB) | {idle:.0f} MiB "
@@ -252,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{p50:.0f} / {p95:.0f} ms {'✓' if p95 <= 250 else '✗'} |",
         "",
         f"1-minute load average before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on "
-        f"{os.cpu_count()} cores (other work on the machine slows all phases alike).",
+        f"{os.cpu_count()} cores (other work on the machine slows all phases alike). Where rounds of one "
+        "phase differ by more than the 5 % targets, the ratios are noise, not an effect: rerun on a quiet "
+        "machine.",
         "",
         "The latency is measured in headless Chromium: publish time (`ts`) to the animation frame after the "
         "sign was inserted into the transcript, daemon running meanwhile. Uploads are classified in a "
