@@ -36,6 +36,7 @@ from edge.contract.model_contract import (
     META_LABELS,
     META_LAYOUT,
     META_SOURCE_SHA256,
+    META_UNTRAINED,
     META_WINDOW,
     OUTPUT_LOGITS,
 )
@@ -58,8 +59,6 @@ from model_src.model import SLRTransformer
 
 log = logging.getLogger(__name__)
 
-#: "true" when the weights are a fresh ``--random-init`` (the model predicts nothing meaningful).
-META_UNTRAINED = "slr.untrained"
 #: Where the weights came from: "native", "published" or "random-init".
 META_SOURCE_FORMAT = "slr.source_format"
 #: Exporter format version, bumped when the graph or metadata layout changes.

@@ -25,6 +25,18 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
   fi
 fi
 
+# The dashboard's browser tests need Debian's headless Chromium, its driver and a font with Cyrillic.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium, chromium-driver, fonts-dejavu-core (browser tests)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium chromium-driver fonts-dejavu-core; } >/dev/null \
+      || echo "warning: could not install chromium; the browser tests will fail" >&2
+  else
+    echo "warning: chromium/chromedriver not found and cannot install them (not root); the browser tests will fail" >&2
+  fi
+fi
+
 echo "==> ruff"
 ruff check . || exit 1
 ruff format --check . || exit 1

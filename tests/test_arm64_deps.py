@@ -33,7 +33,8 @@ PF_X = 0x1
 
 def edge_requirements() -> list[str]:
     with (REPO_ROOT / "pyproject.toml").open("rb") as handle:
-        return tomllib.load(handle)["project"]["optional-dependencies"]["edge"]
+        extras = tomllib.load(handle)["project"]["optional-dependencies"]
+    return extras["edge"] + extras["web"]  # the image installs both (slr-web: compose.arm64.yml)
 
 
 @pytest.fixture(scope="module")

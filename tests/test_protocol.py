@@ -13,12 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.contract.protocol import (
+    ALL_TOPICS,
     ENVELOPE_FIELDS,
     SCHEMA_VERSION,
-    TOPICS,
     ErrorCounters,
     ModelInfo,
     Prediction,
+    Preview,
     ProtocolError,
     SignEvent,
     Status,
@@ -67,7 +68,18 @@ def make_status() -> Status:
     )
 
 
-MESSAGES = {"prediction": make_prediction, "sign": make_sign, "status": make_status}
+def make_preview() -> Preview:
+    hand = [[0.52, 0.61], [0.55, 0.58]] + [[0.5, 0.5]] * 19
+    return Preview(
+        jpeg="/9j/4AAQSkZJRg==",
+        width=360,
+        height=640,
+        frame_ts=12.5,
+        keypoints={"pose": None, "left_hand": hand, "right_hand": None, "lips": None},
+    )
+
+
+MESSAGES = {"prediction": make_prediction, "sign": make_sign, "status": make_status, "preview": make_preview}
 
 
 def full(topic: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -76,7 +88,7 @@ def full(topic: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     return message
 
 
-@pytest.mark.parametrize("topic", TOPICS)
+@pytest.mark.parametrize("topic", ALL_TOPICS)
 def test_schema_is_valid_draft_2020_12(topic: str) -> None:
     schema = load_schema(topic)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -85,7 +97,7 @@ def test_schema_is_valid_draft_2020_12(topic: str) -> None:
     assert schema["properties"]["topic"]["const"] == topic
 
 
-@pytest.mark.parametrize("topic", TOPICS)
+@pytest.mark.parametrize("topic", ALL_TOPICS)
 def test_builder_fields_are_exactly_the_schema_fields(topic: str) -> None:
     schema = load_schema(topic)
     assert set(schema["required"]) == set(schema["properties"])
@@ -93,7 +105,7 @@ def test_builder_fields_are_exactly_the_schema_fields(topic: str) -> None:
     assert topic == MESSAGES[topic]().TOPIC
 
 
-@pytest.mark.parametrize("topic", TOPICS)
+@pytest.mark.parametrize("topic", ALL_TOPICS)
 def test_example_messages_validate(topic: str) -> None:
     validate(topic, full(topic))
 
@@ -134,7 +146,7 @@ def test_bad_messages_are_rejected(topic: str, change: dict[str, Any]) -> None:
         validate(topic, full(topic, change))
 
 
-@pytest.mark.parametrize("topic", TOPICS)
+@pytest.mark.parametrize("topic", ALL_TOPICS)
 @pytest.mark.parametrize("field", ENVELOPE_FIELDS)
 def test_missing_envelope_field_is_rejected(topic: str, field: str) -> None:
     message = full(topic)
@@ -148,7 +160,7 @@ def test_envelope_overrides_body_and_sets_version() -> None:
     assert message == {"topic": "sign", "v": SCHEMA_VERSION, "seq": 3, "ts": 2.0, "label": "да"}
 
 
-@pytest.mark.parametrize("topic", TOPICS)
+@pytest.mark.parametrize("topic", ALL_TOPICS)
 def test_encode_decode_round_trip(topic: str) -> None:
     message = full(topic)
     frames = encode(topic, message)
@@ -226,7 +238,7 @@ def _doc_examples() -> list[dict[str, Any]]:
 
 def test_protocol_doc_examples_validate() -> None:
     examples = _doc_examples()
-    assert sorted(example["topic"] for example in examples) == sorted(TOPICS)
+    assert sorted(example["topic"] for example in examples) == sorted(ALL_TOPICS)
     for example in examples:
         validate(example["topic"], example)
 
@@ -235,4 +247,4 @@ def test_protocol_doc_embeds_the_current_schemas() -> None:
     text = (REPO_ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
     blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, flags=re.S)]
     schemas = [b for b in blocks if "$schema" in b]
-    assert schemas == [load_schema(topic) for topic in TOPICS]
+    assert schemas == [load_schema(topic) for topic in ALL_TOPICS]

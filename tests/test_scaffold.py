@@ -12,7 +12,16 @@ import pytest
 from edge import __version__
 from edge.commands import scaffold
 
-COMMANDS = ("slr-edge", "slr-listen", "slr-predict", "slr-extract", "slr-train", "slr-eval", "slr-export")
+COMMANDS = (
+    "slr-edge",
+    "slr-listen",
+    "slr-predict",
+    "slr-extract",
+    "slr-train",
+    "slr-eval",
+    "slr-export",
+    "slr-web",
+)
 TRAIN_COMMANDS = {"slr-train": "slr_train", "slr-eval": "slr_eval", "slr-export": "slr_export"}
 #: Makes the training extra look uninstalled, as on an edge device.
 BLOCK_TRAIN_EXTRA = """

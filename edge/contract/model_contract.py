@@ -18,6 +18,7 @@ META_CONFIG = "slr.config"  # JSON of the model configuration
 META_SOURCE_SHA256 = "slr.source_sha256"  # sha256 of the checkpoint the model came from
 META_EXPORTER_VERSION = "slr.exporter_version"
 META_FPS = "slr.fps"  # frame rate the model was trained at (default 30)
+META_UNTRAINED = "slr.untrained"  # "true" for --random-init weights: predictions are meaningless
 
 REQUIRED_METADATA = (META_LABELS, META_WINDOW, META_LAYOUT, META_CONFIG, META_SOURCE_SHA256, META_FPS)
 DEFAULT_FPS = 30.0

@@ -11,7 +11,8 @@ The topic frame comes first so subscribers filter with ZeroMQ's prefix subscript
 parse JSON they do not want. Every JSON object carries the envelope fields ``v`` (schema version),
 ``seq`` (per-topic counter of one publisher: a subscriber that filters topics can still detect
 drops), ``ts`` (wall-clock unix seconds) and ``topic``; :class:`edge.runtime.publisher.Publisher` adds them,
-so the daemon builds only the body with :class:`Prediction`, :class:`SignEvent` or :class:`Status`.
+so the daemon builds only the body with :class:`Prediction`, :class:`SignEvent`, :class:`Status` or
+:class:`Preview`.
 
 ``jsonschema`` is a dev dependency: :func:`validate` imports it lazily so the daemon never needs it.
 """
@@ -32,6 +33,11 @@ TOPIC_PREDICTION = "prediction"
 TOPIC_SIGN = "sign"
 TOPIC_STATUS = "status"
 TOPICS: tuple[str, ...] = (TOPIC_PREDICTION, TOPIC_SIGN, TOPIC_STATUS)
+#: Produced only while someone subscribes to it by name, and never sent to "everything" (``b""``)
+#: subscribers: camera preview frames are large (see docs/PROTOCOL.md, "On-demand topics").
+TOPIC_PREVIEW = "preview"
+ON_DEMAND_TOPICS: tuple[str, ...] = (TOPIC_PREVIEW,)
+ALL_TOPICS: tuple[str, ...] = TOPICS + ON_DEMAND_TOPICS
 
 #: Fields every message carries, added by the publisher.
 ENVELOPE_FIELDS: tuple[str, ...] = ("v", "seq", "ts", "topic")
@@ -134,13 +140,35 @@ class Status:
         return asdict(self)
 
 
-Message = Prediction | SignEvent | Status
+@dataclass(frozen=True)
+class Preview:
+    """Body of a ``preview`` message: one small camera frame and the keypoints found in it.
+
+    ``jpeg`` is base64 (the message stays two frames of JSON). Keypoints are ``[x, y]`` in
+    MediaPipe's normalised image coordinates (0..1 across the frame, may lie outside it), grouped
+    by part; a part that was not detected is ``null``.
+    """
+
+    TOPIC: ClassVar[str] = TOPIC_PREVIEW
+
+    jpeg: str
+    width: int
+    height: int
+    frame_ts: float
+    keypoints: Mapping[str, Sequence[Sequence[float]] | None]
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain JSON-ready dict without the envelope (the publisher adds it)."""
+        return asdict(self)
+
+
+Message = Prediction | SignEvent | Status | Preview
 
 
 def check_topic(topic: str) -> str:
-    """Return ``topic`` if it is one of :data:`TOPICS`, else raise :class:`ProtocolError`."""
-    if topic not in TOPICS:
-        raise ProtocolError(f"unknown topic {topic!r}; expected one of {', '.join(TOPICS)}")
+    """Return ``topic`` if it is one of :data:`ALL_TOPICS`, else raise :class:`ProtocolError`."""
+    if topic not in ALL_TOPICS:
+        raise ProtocolError(f"unknown topic {topic!r}; expected one of {', '.join(ALL_TOPICS)}")
     return topic
 
 

@@ -13,6 +13,8 @@ Threads, one job each (the device has 2 cores; extraction and inference must ove
   ``slr-predict`` classifies a clip (:func:`edge.runtime.classify.classify_window`) and publishes
   ``prediction`` and ``sign``.
 * **status** (:class:`StatusThread`): publishes ``status`` every ``status_interval_s``.
+* **preview** (:class:`edge.runtime.preview.PreviewWorker`): small JPEGs + keypoints, ≤ 5/s, only
+  while a client subscribes to ``preview``.
 
 Publishing goes straight through :class:`edge.runtime.publisher.Publisher`, which serialises its socket
 with a lock and never blocks (a stalled subscriber only loses its own messages).
@@ -46,6 +48,7 @@ from edge.runtime.decisions import IdleTracker
 from edge.runtime.holistic import Extractor
 from edge.runtime.inference import EdgeModel, load_model
 from edge.runtime.inference_worker import InferenceWorker, WindowJob, percentile
+from edge.runtime.preview import PreviewWorker
 from edge.runtime.publisher import MessageSink
 from edge.runtime.ring_buffer import KeypointRingBuffer
 from edge.runtime.sdnotify import SystemdNotifier
@@ -118,6 +121,7 @@ class Daemon:
         self.capture = CaptureThread(config.source, self.box, source=source, loop=config.loop)
         self.worker = InferenceWorker(model, publisher, config)
         self.status_thread = StatusThread(self, config.status_interval_s)
+        self.preview = PreviewWorker(publisher)  # camera preview, only while a client watches
         self.buffer = KeypointRingBuffer(model.window)
         self.idle = IdleTracker(config.idle_after_s)
         self.stop_event = threading.Event()
@@ -186,6 +190,7 @@ class Daemon:
         self.worker.start()
         self.capture.start()
         self.status_thread.start()
+        self.preview.start()
         watchdog = self.notifier.watchdog_interval()
         last_ping = 0.0
         pinged_progress = 0
@@ -231,6 +236,7 @@ class Daemon:
             self._throttled(logging.WARNING, "extract", "extraction failed on frame %d: %s", frame.index, exc)
             return
         self.buffer.append(kp, frame.timestamp)
+        self.preview.offer(frame.rgb, kp, frame.timestamp)
         self.extracted += 1
         if self._first_frame_at is None:
             self._first_frame_at = time.monotonic()
@@ -273,11 +279,12 @@ class Daemon:
         self.capture.stop()
         self.worker.stop()
         self.status_thread.stop()
+        self.preview.stop()
         try:
             self.publish_status()
         except Exception as exc:
             log.debug("final status not sent: %s", exc)
-        for thread in (self.capture, self.worker, self.status_thread):
+        for thread in (self.capture, self.worker, self.status_thread, self.preview):
             thread.join(JOIN_TIMEOUT_S)
             if thread.is_alive():
                 log.warning("%s thread did not stop within %.1f s", thread.name, JOIN_TIMEOUT_S)

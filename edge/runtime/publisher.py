@@ -33,6 +33,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from edge.contract.protocol import TOPICS, Message, check_topic, decode, encode, envelope
+from edge.runtime.subscriptions import SubscriptionRouter
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class MessageSink(Protocol):
 
 
 class Publisher:
-    """PUB socket bound to ``endpoint`` that sends protocol messages and never blocks.
+    """XPUB socket (PUB behaviour plus on-demand topics) bound to ``endpoint``; sends without blocking.
 
     Thread-safe: an internal lock serialises ``seq`` and the socket (ZeroMQ sockets themselves
     are not thread-safe), so the inference thread and a status timer may share one publisher.
@@ -138,6 +139,7 @@ class Publisher:
         self._seq: Counter[str] = Counter()
         self._sent: Counter[str] = Counter()
         self._dropped: Counter[str] = Counter()
+        self._router = SubscriptionRouter()
         self._auth: ThreadAuthenticator | None = None
         self._closed = False
         self._socket: zmq.Socket | None = None
@@ -156,7 +158,10 @@ class Publisher:
                 self._auth = ThreadAuthenticator(self._context, log=logging.getLogger(f"{__name__}.auth"))
                 self._auth.start()
                 self._auth.configure_curve(domain="*", location=location)
-            self._socket = self._context.socket(zmq.PUB)
+            # XPUB in manual mode: PUB behaviour for every client, plus on-demand topics (preview)
+            # that are produced only while watched (edge/runtime/subscriptions.py).
+            self._socket = self._context.socket(zmq.XPUB)
+            self._socket.setsockopt(zmq.XPUB_MANUAL, 1)
             self._socket.setsockopt(zmq.LINGER, 0)
             self._socket.setsockopt(zmq.SNDHWM, sndhwm)
             if keys is not None:
@@ -191,6 +196,7 @@ class Publisher:
             if self._closed or self._socket is None:
                 self._dropped[topic] += 1
                 return False
+            self._route_subscriptions()
             seq = self._seq[topic]
             self._seq[topic] += 1
             frames = encode(topic, envelope(topic, body, seq=seq, ts=self._clock()))
@@ -205,6 +211,26 @@ class Publisher:
                 return False
             self._sent[topic] += 1
             return True
+
+    def watchers(self, topic: str) -> int:
+        """How many clients subscribe to the on-demand ``topic`` (e.g. ``preview``) right now."""
+        with self._lock:
+            if not self._closed:
+                self._route_subscriptions()
+            return self._router.watchers(topic)
+
+    def _route_subscriptions(self) -> None:
+        """Apply the (un)subscriptions clients sent since the last call (caller holds the lock)."""
+        socket = self._socket
+        if socket is None:
+            return
+        while True:
+            try:
+                message = socket.recv(zmq.NOBLOCK)
+            except zmq.ZMQError:  # EAGAIN: nothing pending (or the context is going away)
+                return
+            for subscribe, topic in self._router.handle(message):
+                socket.setsockopt(zmq.SUBSCRIBE if subscribe else zmq.UNSUBSCRIBE, topic)
 
     def send(self, message: Message) -> bool:
         """Publish a message dataclass on its own topic (``message.TOPIC``)."""

@@ -1,0 +1,139 @@
+"""``slr-web``: the dashboard the device serves — live recognition, camera view, upload a clip.
+
+One more ZeroMQ subscriber of the daemon (same ``--endpoint`` and CURVE options as
+``slr-listen``), plus ``--model`` for classifying uploaded or recorded clips. Serves everything
+from the package (no internet needed), on 127.0.0.1 unless ``--allow-remote`` with a token file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_version, run
+
+PROG = "slr-web"
+
+EPILOG = """\
+examples:
+  slr-web --model slovo.onnx                               # http://127.0.0.1:8080/
+  slr-web --model slovo.onnx --port 9000 --endpoint ipc:///run/slovo-edge/pub.sock
+  slr-web --model slovo.onnx --host 0.0.0.0 --allow-remote --token-file /etc/slovo-edge/web.token
+
+exit codes: 0 stopped, 2 bad options, token file, key files or model, 1 unexpected error
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Serve the slovo-edge dashboard: live recognition, camera view with the skeleton, "
+        "upload or record a clip.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_version(parser)
+    parser.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="daemon's ZeroMQ endpoint")
+    parser.add_argument("--model", metavar="ONNX", help="model for uploaded clips (without it: no uploads)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --host (needs --token-file)"
+    )
+    parser.add_argument("--token-file", metavar="FILE", help="secret every request must present")
+    parser.add_argument("--max-upload-mb", type=float, default=50.0, help="upload size limit (default 50)")
+    parser.add_argument("--upload-timeout", type=float, default=600.0, help="seconds per clip (default 600)")
+    parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS (browsers record only over HTTPS)")
+    parser.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    parser.add_argument("--curve-server-key", metavar="FILE", help="daemon's public CURVE key (.key)")
+    parser.add_argument("--curve-client-key", metavar="FILE", help="this client's secret key (.key_secret)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> object:
+    """Validate the options into :class:`edge.web.app.WebSettings`; ``ValueError`` with one line."""
+    from edge.runtime.publisher import KeyFileError, _load_key
+    from edge.web.app import WebSettings
+    from edge.web.security import loopback_host, read_token
+    from edge.web.uploads import describe_model
+
+    loopback = loopback_host(args.host)
+    if not loopback and not args.allow_remote:
+        raise ValueError(f"--host {args.host} is not loopback; pass --allow-remote and --token-file")
+    if not loopback and args.token_file is None:
+        raise ValueError("--allow-remote needs --token-file (a secret every request must present)")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if not 0 < args.max_upload_mb <= 4096 or args.upload_timeout <= 0 or not 0 < args.port < 65536:
+        raise ValueError("--max-upload-mb, --upload-timeout and --port must be positive (port < 65536)")
+    if (args.curve_server_key is None) != (args.curve_client_key is None):
+        raise ValueError("CURVE needs both --curve-server-key and --curve-client-key")
+    keys = None
+    if args.curve_server_key is not None:
+        try:
+            server_public, _ = _load_key(args.curve_server_key, secret=False, role="CURVE server public")
+            client_public, client_secret = _load_key(args.curve_client_key, secret=True, role="CURVE client")
+        except KeyFileError as exc:
+            raise ValueError(str(exc)) from None
+        if client_secret is None:
+            raise ValueError(f"{args.curve_client_key}: not a secret key file (.key_secret)")
+        keys = (server_public, client_public, client_secret)
+    token = read_token(args.token_file) if args.token_file else None
+    info = asyncio.run(describe_model(args.model)) if args.model else None
+    return WebSettings(
+        endpoint=args.endpoint,
+        model=args.model,
+        model_info=info,
+        token=token,
+        loopback_only=loopback,
+        secure_cookie=args.tls_cert is not None,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        upload_timeout_s=args.upload_timeout,
+        curve_keys=keys,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``slr-web``; returns the exit status."""
+    return run(PROG, _main, argv, extra="web")
+
+
+def _main(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        import uvicorn
+
+        from edge.web.app import build_app
+        from edge.web.security import TokenError
+
+        try:
+            settings = settings_from_args(args)
+        except (ValueError, TokenError) as exc:
+            print(f"slr-web: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        uvicorn.run(
+            build_app(settings),  # type: ignore[arg-type]
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level.lower(),
+            access_log=False,
+            ssl_certfile=args.tls_cert,
+            ssl_keyfile=args.tls_key,
+            server_header=False,
+            timeout_graceful_shutdown=2,  # open event streams never end by themselves
+        )
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:
+        print(f"slr-web: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The dashboard's ASGI app: the page, its API, the event streams and the metrics (Starlette).
+
+``GET /`` the page · ``GET /api/status`` latest daemon status · ``GET /api/events`` SSE
+(``prediction``, ``sign``, ``status``, and ``progress`` of an upload) · ``GET /api/preview`` SSE of
+camera frames (the daemon makes them only while one is open) · ``GET /api/config`` what the page
+needs to know (upload model, untrained flag, size limit) · ``POST /api/predict`` classify a clip ·
+``GET /metrics`` Prometheus · ``GET /healthz`` 200 only while the daemon publishes and extracts.
+Every error is ``{"error": "..."}`` with a 4xx/5xx code. No route takes a path from the user.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from edge import __version__
+from edge.web.bridge import DaemonBridge
+from edge.web.metrics import WebMetrics
+from edge.web.security import SecurityMiddleware, cookie_header, token_matches
+from edge.web.uploads import ClipClassifier, UploadError
+
+log = logging.getLogger(__name__)
+
+STATIC = resources.files("edge.web").joinpath("static")
+SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
+
+
+@dataclass
+class WebSettings:
+    """What :func:`build_app` needs; ``slr-web`` fills it from its options."""
+
+    endpoint: str = "tcp://127.0.0.1:5556"
+    model: str | None = None
+    model_info: dict[str, Any] | None = None  # from clip_worker --describe
+    token: str | None = None
+    loopback_only: bool = True
+    secure_cookie: bool = False
+    max_upload_bytes: int = 50 * 1024 * 1024
+    upload_timeout_s: float = 600.0
+    curve_keys: tuple[bytes, bytes, bytes] | None = None
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def build_app(settings: WebSettings) -> Starlette:
+    """The app with its bridge (``app.state.bridge``) and classifier (``app.state.classifier``)."""
+    bridge_ref: list[DaemonBridge] = []
+    metrics = WebMetrics(
+        lambda: (bridge_ref[0].status, bridge_ref[0].status_age()) if bridge_ref else (None, None)
+    )
+    bridge = DaemonBridge(settings.endpoint, metrics, curve_keys=settings.curve_keys)
+    bridge_ref.append(bridge)
+    classifier = (
+        ClipClassifier(
+            settings.model, max_bytes=settings.max_upload_bytes, timeout_s=settings.upload_timeout_s
+        )
+        if settings.model
+        else None
+    )
+
+    async def page(_: Request) -> Response:
+        return FileResponse(str(STATIC.joinpath("index.html")), media_type="text/html; charset=utf-8")
+
+    async def login_page(request: Request) -> Response:
+        if request.method == "GET":
+            return FileResponse(str(STATIC.joinpath("login.html")), media_type="text/html; charset=utf-8")
+        form = await request.form(max_files=0, max_fields=1)
+        given = str(form.get("token", ""))
+        if settings.token is None or not token_matches(settings.token, given):
+            return RedirectResponse("/login#failed", status_code=303)
+        response = RedirectResponse("/", status_code=303)
+        response.headers["set-cookie"] = cookie_header(settings.token, settings.secure_cookie)
+        return response
+
+    async def api_status(_: Request) -> Response:
+        if bridge.status is None:
+            return _error(503, "no status received from the daemon yet")
+        return JSONResponse({**bridge.status, "age_s": round(bridge.status_age() or 0.0, 3)})
+
+    async def api_config(_: Request) -> Response:
+        info = settings.model_info or {}
+        return JSONResponse(
+            {
+                "version": __version__,
+                "upload": classifier is not None,
+                "upload_model": info.get("name"),
+                "untrained": bool(info.get("untrained", False)),
+                "upload_model_sha256": info.get("sha256"),
+                "max_upload_bytes": settings.max_upload_bytes,
+            }
+        )
+
+    async def api_events(_: Request) -> Response:
+        return StreamingResponse(bridge.events(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def api_preview(_: Request) -> Response:
+        return StreamingResponse(bridge.previews(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def api_predict(request: Request) -> Response:
+        if classifier is None:
+            return _error(404, "uploads are off: start slr-web with --model MODEL.onnx")
+        try:
+            result = await classifier.classify(request, lambda data: bridge.broadcast("progress", data))
+        except UploadError as exc:
+            metrics.uploads.labels("busy" if exc.status == 409 else "refused").inc()
+            return _error(exc.status, str(exc))
+        metrics.uploads.labels("ok").inc()
+        result["source"] = "upload"  # the server's temp path means nothing to the user
+        return JSONResponse(result)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(_: Request) -> Response:
+        ok, reason = bridge.healthy()
+        return JSONResponse({"ok": ok, "reason": reason}, status_code=200 if ok else 503)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette):
+        await bridge.start()
+        try:
+            yield
+        finally:
+            await bridge.stop()
+
+    routes = [
+        Route("/", page),
+        Route("/login", login_page, methods=["GET", "POST"]),
+        Route("/api/status", api_status),
+        Route("/api/config", api_config),
+        Route("/api/events", api_events),
+        Route("/api/preview", api_preview),
+        Route("/api/predict", api_predict, methods=["POST"]),
+        Route("/metrics", metrics_endpoint),
+        Route("/healthz", healthz),
+        Mount("/static", app=StaticFiles(packages=[("edge.web", "static")]), name="static"),
+    ]
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        return _error(getattr(exc, "status_code", 500), str(getattr(exc, "detail", "error")))
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app.state.bridge = bridge
+    app.state.classifier = classifier
+    app.state.metrics = metrics
+    app.add_middleware(SecurityMiddleware, token=settings.token, loopback_only=settings.loopback_only)
+    return app

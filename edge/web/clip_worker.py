@@ -1,0 +1,113 @@
+"""Classify one uploaded clip in a child process: ``python -m edge.web.clip_worker MODEL VIDEO``.
+
+``slr-web`` runs this as a separate, low-priority process per upload so that MediaPipe and ONNX
+Runtime never live in the web server (its idle memory stays small), a video that crashes the
+decoder takes only this process down, and the page stays live while frames are extracted.
+
+Output is JSON lines on stdout: ``{"progress": n, "total": t|null}`` while extracting, then one
+``{"result": {...}}`` (the ``slr-predict --json`` object) or ``{"error": "..."}``; exit code 0,
+or 2 for a clip or model that cannot be used. ``--describe`` prints the model's name, class count
+and whether it is untrained, so the server learns that without loading ONNX Runtime itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+#: ORT threads and niceness: the daemon on the same device comes first.
+THREADS = 1
+NICENESS = 10
+PROGRESS_EVERY = 5
+
+
+def classify_upload(video: str, model_path: str, progress: Callable[[int], None], top_k: int = 5) -> dict:
+    """Extract ``video`` and classify it on the shared clip path (what ``slr-predict --json`` prints).
+
+    Raises ``SourceError`` (not a decodable video), ``ModelError`` or ``ExtractorError``.
+    """
+    import numpy as np
+
+    from edge.runtime.classify import classify_clip
+    from edge.runtime.holistic import HolisticExtractor
+    from edge.runtime.inference import load_model
+    from edge.runtime.sources import open_source
+
+    model = load_model(model_path, threads=THREADS)
+    source = open_source(video)  # decodes the first frame: validation by content, not by name
+    frames, stamps = [], []
+    with source, HolisticExtractor() as extractor:
+        for frame in source:
+            frames.append(extractor.extract(frame.rgb))
+            stamps.append(frame.timestamp)
+            if len(frames) % PROGRESS_EVERY == 0:
+                progress(len(frames))
+        fps = source.fps
+    raw, ts = np.stack(frames), np.asarray(stamps, dtype=np.float64)
+    return classify_clip(model, raw, ts, k=top_k, source=video, clip_fps=fps).to_json()
+
+
+def describe_model(model_path: str) -> dict:
+    """Name, class count, sha256 and the untrained flag of an exported model (loads it: validates it)."""
+    from edge.contract.model_contract import META_UNTRAINED
+    from edge.runtime.inference import load_model
+
+    model = load_model(model_path, threads=THREADS)
+    untrained = model.info.metadata.get(META_UNTRAINED, "false").lower() == "true"
+    return {"name": model.name, "classes": len(model.labels), "sha256": model.sha256, "untrained": untrained}
+
+
+def _frame_count(video: str) -> int | None:
+    import cv2
+
+    capture = cv2.VideoCapture(video, cv2.CAP_FFMPEG)
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    finally:
+        capture.release()
+    return count if count > 0 else None
+
+
+def _emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge.web.clip_worker", description=__doc__)
+    parser.add_argument("model")
+    parser.add_argument("video", nargs="?")
+    parser.add_argument("--describe", action="store_true", help="print the model's description and exit")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
+    from edge.runtime.holistic import ExtractorError
+    from edge.runtime.inference import ModelError
+    from edge.runtime.sources import SourceError
+
+    try:
+        if args.describe:
+            _emit({"model": describe_model(args.model)})
+            return 0
+        if args.video is None:
+            parser.error("VIDEO is required without --describe")
+        total = _frame_count(args.video)
+        _emit({"progress": 0, "total": total})
+        result = classify_upload(args.video, args.model, lambda n: _emit({"progress": n, "total": total}))
+    except SourceError:
+        _emit({"error": "the file is not a video that can be decoded (MP4, AVI, MOV, MKV or WebM)"})
+        return 2
+    except (ModelError, ExtractorError, ValueError) as exc:
+        _emit({"error": str(exc)})
+        return 2
+    _emit({"result": result})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""``GET /metrics``: the daemon's health and throughput in Prometheus text format.
+
+Counters and histograms are fed by the messages ``slr-web`` receives (every ``prediction`` is one
+inferred window); the daemon's own running totals (dropped frames, errors by stage) and rates
+come from its latest ``status`` through a collector, so they read exactly what the daemon says.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class _StatusCollector(Collector):
+    """Gauges and counters read from the newest ``status`` message at scrape time."""
+
+    def __init__(self, latest: Callable[[], tuple[dict[str, Any] | None, float | None]]) -> None:
+        self._latest = latest
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        status, age = self._latest()
+        fresh = status is not None and age is not None and age <= 5.0
+        yield GaugeMetricFamily("slovo_daemon_up", "1 while the daemon's status messages arrive", value=fresh)
+        if status is None:
+            return
+        gauges = (
+            ("slovo_capture_fps", "Frames/s read from the camera", "capture_fps"),
+            ("slovo_extraction_fps", "Frames/s turned into keypoints", "extraction_fps"),
+            ("slovo_buffer_fill", "Frames in the 128-frame buffer", "buffer_fill"),
+            ("slovo_idle", "1 while no hands are seen and inference pauses", "idle"),
+            ("slovo_daemon_uptime_seconds", "Daemon uptime", "uptime_s"),
+        )
+        for name, help_text, key in gauges:
+            yield GaugeMetricFamily(name, help_text, value=float(status[key]))
+        yield CounterMetricFamily(
+            "slovo_dropped_frames", "Frames skipped because extraction fell behind", status["dropped_frames"]
+        )
+        errors = CounterMetricFamily("slovo_daemon_errors", "Errors the daemon survived", labels=["stage"])
+        for stage, count in status["errors"].items():
+            errors.add_metric([stage], count)
+        yield errors
+
+
+class WebMetrics:
+    """The registry behind ``/metrics`` (its own, so tests can build several apps in one process)."""
+
+    def __init__(self, latest_status: Callable[[], tuple[dict[str, Any] | None, float | None]]) -> None:
+        self.registry = CollectorRegistry()
+        self.inference = Histogram(
+            "slovo_inference_latency_seconds",
+            "Model inference time per window, as the daemon reports it",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.publish = Histogram(
+            "slovo_publish_latency_seconds",
+            "Time from the daemon publishing a message to slr-web receiving it",
+            ["topic"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.windows = Counter(
+            "slovo_windows", "Windows inferred (prediction messages)", registry=self.registry
+        )
+        self.signs = Counter("slovo_signs", "Signs recognised (sign messages)", registry=self.registry)
+        self.lost = Counter(
+            "slovo_messages_lost", "Messages lost on the way (gaps in seq)", ["topic"], registry=self.registry
+        )
+        self.errors = Counter("slovo_web_errors", "slr-web errors by kind", ["kind"], registry=self.registry)
+        self.uploads = Counter(
+            "slovo_web_uploads", "Clip uploads by outcome", ["outcome"], registry=self.registry
+        )
+        self.sse_clients = Gauge("slovo_web_sse_clients", "Open /api/events streams", registry=self.registry)
+        self.registry.register(_StatusCollector(latest_status))
+
+    def observe_message(self, topic: str, payload: dict[str, Any]) -> None:
+        ts = payload.get("ts")
+        if isinstance(ts, (int, float)):
+            self.publish.labels(topic).observe(max(0.0, time.time() - ts))
+        if topic == "prediction":
+            self.windows.inc()
+            self.inference.observe(float(payload.get("inference_ms", 0.0)) / 1000.0)
+        elif topic == "sign":
+            self.signs.inc()
