@@ -501,7 +501,7 @@ def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) 
     try:
         from edge.runtime.holistic import HolisticExtractor
 
-        extractor = HolisticExtractor(model_complexity=config.model_complexity)
+        extractor = HolisticExtractor(model_complexity=config.model_complexity, quiet=True)
         publisher = _open_publisher(config)
     except BaseException:
         if extractor is not None:
