@@ -309,6 +309,7 @@ class Daemon:
             capture_fps = self._capture_rate.update(self.capture.captured)
             extraction_fps = self._extract_rate.update(self.extracted)
         p50 = self.worker.p50_ms
+        last = self._last_frame_at
         return Status(
             camera=self.capture.state,  # type: ignore[arg-type]
             source=str(self.config.source),
@@ -327,6 +328,7 @@ class Daemon:
                 inference=self.worker.errors,
                 frames=self.capture.bad_frames,
             ),
+            last_frame_age_s=None if last is None else round(max(0.0, time.monotonic() - last), 3),
         )
 
     def publish_status(self) -> None:
