@@ -1,0 +1,53 @@
+"""``python -m edge.runtime.precompile``: write bytecode for exactly the modules the daemon imports.
+
+The device venv is installed with ``pip install --no-compile``: bytecode for every module of the
+dependencies would add ~70 MB, mostly for code the daemon never runs (matplotlib's backends,
+MediaPipe's task APIs, test suites). Without any bytecode, though, every start would compile
+~600 modules again, because the service cannot write to its read-only venv. So after installing,
+the install recipe and the Dockerfile run this: it imports what ``slr-edge run``, ``slr-listen``
+and ``slr-health`` import and compiles those files only (~15 MB).
+"""
+
+from __future__ import annotations
+
+import importlib
+import py_compile
+import sys
+
+#: What the device's commands import; MediaPipe's Holistic is imported lazily by the extractor.
+DAEMON_IMPORTS = (
+    "edge.commands.edge_cli",
+    "edge.commands.health",
+    "edge.commands.listen",
+    "edge.runtime.daemon",
+    "edge.runtime.journal",
+    "mediapipe.python.solutions.holistic",
+    "onnxruntime",
+    "cv2",
+    "zmq",
+)
+
+
+def daemon_module_files() -> list[str]:
+    """Source files in this environment (not the system's) of every module the commands load."""
+    for name in DAEMON_IMPORTS:
+        importlib.import_module(name)
+    files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
+    return sorted(name for name in files if name and name.endswith(".py") and name.startswith(sys.prefix))
+
+
+def main() -> int:
+    files = daemon_module_files()
+    failed = 0
+    for name in files:
+        try:
+            py_compile.compile(name, doraise=True)
+        except (py_compile.PyCompileError, OSError) as exc:
+            failed += 1
+            print(f"precompile: skipped {name}: {exc}", file=sys.stderr)
+    print(f"precompiled {len(files) - failed} modules the daemon imports")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
