@@ -19,8 +19,8 @@ from typing import Any
 from edge import __version__
 from edge.contract.protocol import TOPIC_STATUS, ProtocolError
 
-#: Default for --max-frame-age: a Raspberry Pi extracts ~10 frames/s, so 30 s without one is a hang.
-MAX_FRAME_AGE_S = 30.0
+#: Default for --max-frame-age: a Raspberry Pi extracts ~10 frames/s, so 20 s without one is a hang.
+MAX_FRAME_AGE_S = 20.0
 #: Where the daemon's settings say it publishes (the container sets it); else the default endpoint.
 ENDPOINT_VARIABLE = "SLR_EDGE_ENDPOINT"
 
