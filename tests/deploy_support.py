@@ -115,7 +115,7 @@ def rootfs_tar(arch: str, packages: Sequence[str]) -> Path:
                     "mmdebstrap", "--quiet", "--variant=minbase", f"--architectures={arch}",
                     f"--include={','.join(packages)}", SUITE, partial, mirror,
                 ],
-                timeout=1800,
+                timeout=3600,
             )  # fmt: skip
             partial.rename(path)
     return path
@@ -201,6 +201,13 @@ def make_clip(source: Path, dest: Path, frames: int = 24, width: int | None = No
         if writer is not None:
             writer.release()
     return dest
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def dir_size_mb(path: Path) -> float:

@@ -18,7 +18,6 @@ import json
 import platform
 import re
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from deploy_support import (
     copy_install_files,
     dir_size_mb,
     extract_rootfs,
+    free_port,
     make_clip,
     rootfs_tar,
     run,
@@ -49,12 +49,6 @@ PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv")
 WATCHDOG_RESTART_LIMIT_S = 10 + 2 + 5
 DYNAMIC_UIDS = range(61184, 65520)  # systemd's DynamicUser= range
 MACHINE = {"x86_64": "x86_64", "aarch64": "aarch64"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from deploy_support import MjpegCamera, jpeg_frames, make_clip
-from test_deploy_systemd import free_port
+from deploy_support import MjpegCamera, free_port, jpeg_frames, make_clip
 
 from edge.commands.health import connect_endpoint, verdict
 from edge.runtime.publisher import Subscriber
