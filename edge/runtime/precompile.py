@@ -11,8 +11,10 @@ and ``slr-health`` import and compiles those files only (~15 MB).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import py_compile
 import sys
+from pathlib import Path
 
 #: What the device's commands import; MediaPipe's Holistic is imported lazily by the extractor.
 DAEMON_IMPORTS = (
@@ -22,10 +24,13 @@ DAEMON_IMPORTS = (
     "edge.runtime.daemon",
     "edge.runtime.journal",
     "mediapipe.python.solutions.holistic",
-    "onnxruntime",
     "cv2",
     "zmq",
 )
+#: Packages compiled by path instead: importing ONNX Runtime initialises its native runtime, which
+#: crashes under qemu-user emulation (an arm64 image built on an x86 host) when /proc is mounted.
+#: ``import onnxruntime`` loads its ``__init__`` and ``capi`` modules.
+BY_PATH = {"onnxruntime": ("__init__.py", "capi/*.py")}
 
 
 def daemon_module_files() -> list[str]:
@@ -33,6 +38,10 @@ def daemon_module_files() -> list[str]:
     for name in DAEMON_IMPORTS:
         importlib.import_module(name)
     files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
+    for package, patterns in BY_PATH.items():
+        spec = importlib.util.find_spec(package)
+        for folder in spec.submodule_search_locations or () if spec else ():
+            files.update(str(path) for pattern in patterns for path in Path(folder).glob(pattern))
     return sorted(name for name in files if name and name.endswith(".py") and name.startswith(sys.prefix))
 
 
