@@ -87,20 +87,31 @@ def lean_venv(work: Path, wheel: Path) -> float:
     return dir_size_mb(root / "opt" / "slovo-edge" / "venv")
 
 
+def layer_label(created_by: str) -> str:
+    """The Dockerfile instruction behind a layer, shortened (build arguments dropped)."""
+    if "#(nop)" in created_by:
+        created_by = created_by.split("#(nop)", 1)[1]
+    elif "/bin/sh -c " in created_by:
+        created_by = "RUN " + created_by.split("/bin/sh -c ", 1)[1]
+    created_by = " ".join(created_by.split())
+    return (created_by[:67] + "...") if len(created_by) > 70 else created_by
+
+
 def image_layers_mb() -> tuple[float, list[tuple[str, float]]] | None:
+    """Layers Dockerfile.arm64 adds to its base (oldest first), from ``podman history``."""
     result = subprocess.run(["podman", "history", "--format", "json", IMAGE], capture_output=True, text=True)
     if result.returncode != 0:
         return None
-    layers = json.loads(result.stdout)
+    base_layers = {"FROM", ""}
     ours = [
         layer
-        for layer in layers
-        if "slovo-edge" in layer.get("CreatedBy", "") or "useradd" in layer.get("CreatedBy", "")
+        for layer in reversed(json.loads(result.stdout))
+        if layer.get("CreatedBy", "").split(" ", 1)[0] not in base_layers and layer.get("size", 0) >= 0
     ]
     rows = [
-        (layer["CreatedBy"].split("#(nop)")[-1].strip()[:70], layer["size"] / 1e6)
+        (layer_label(layer["CreatedBy"]), layer["size"] / 1e6)
         for layer in ours
-        if layer["size"]
+        if "slovo" in layer["CreatedBy"]
     ]
     return sum(size for _, size in rows), rows
 

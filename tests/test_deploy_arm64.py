@@ -142,7 +142,9 @@ def container_root(image: dict, tmp_path_factory: pytest.TempPathFactory) -> Ite
     root = Path(run(["podman", "mount", container]).stdout.strip())
     mounted: list[Path] = []
     try:
-        for target, source in (("dev", Path("/dev")), ("models", tmp_path_factory.mktemp("models"))):
+        models = tmp_path_factory.mktemp("models")
+        models.chmod(0o755)  # readable by the image's user, like a volume of read-only models
+        for target, source in (("dev", Path("/dev")), ("models", models)):
             (root / target).mkdir(exist_ok=True)
             run(["mount", "--bind", source, root / target])
             mounted.append(root / target)
