@@ -52,6 +52,10 @@ BINFMT = Path("/proc/sys/fs/binfmt_misc")
 #: The daemon reads the pipe like a stream; without read-ahead, a frozen feed stalls it at once.
 PIPE_CAPTURE_OPTIONS = "probesize;32|analyzeduration;0|fpsprobesize;0"
 TARGET_LAYERS_MB = 450
+#: The HEALTHCHECK's --max-frame-age (20 s) assumes a real board (~10 frames/s). Under emulation on
+#: a busy 2-core machine a frame takes up to ~30 s, so the test appends a larger limit to the
+#: image's own command (argparse: the last value wins); the verdict logic is the same.
+EMULATED_MAX_FRAME_AGE_S = 90
 
 
 def register_aarch64_emulation() -> None:
@@ -227,11 +231,12 @@ def test_image_runs_the_daemon_and_its_healthcheck_follows_progress(
         assert any(check.returncode == 0 for check in checks), [check.stdout for check in checks]
 
         camera.freeze()
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while True:
             message = subscriber.recv(5.0)
             assert time.monotonic() < deadline, "the daemon kept extracting frames from a frozen camera"
-            if message is not None and message[0] == "status" and (message[1]["last_frame_age_s"] or 0) > 25:
+            age = message[1].get("last_frame_age_s") if message is not None else None
+            if message is not None and message[0] == "status" and (age or 0) > EMULATED_MAX_FRAME_AGE_S + 5:
                 status = message[1]
                 break
         assert status["camera"] == "ok" and status["state"] != "stopping"  # status alone looks healthy
