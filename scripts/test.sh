@@ -14,14 +14,21 @@ fi
 # shellcheck source=bootstrap.sh
 source "$ROOT/scripts/bootstrap.sh" || exit 1
 
-# The systemd unit test needs systemd-analyze (Debian package: systemd).
-if ! command -v systemd-analyze >/dev/null 2>&1; then
+# System tools the tests need (Debian packages): systemd-analyze for the unit's static checks; for
+# the deployment tests (pytest -m deploy: the unit booted with systemd-nspawn in an mmdebstrap root
+# filesystem, the arm64 image built with podman and run under qemu-user) the rest.
+missing=""
+for pair in systemd-analyze:systemd mmdebstrap:mmdebstrap arch-test:arch-test \
+            systemd-nspawn:systemd-container qemu-aarch64-static:qemu-user-static podman:podman; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+done
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing systemd (for systemd-analyze)"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd; } >/dev/null \
-      || echo "warning: could not install systemd; the unit test will fail" >&2
+    echo "==> installing$missing"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing; } >/dev/null \
+      || echo "error: could not install$missing; the tests that need them will fail" >&2
   else
-    echo "warning: systemd-analyze not found and cannot install it (not root); the unit test will fail" >&2
+    echo "warning: missing$missing and cannot install (needs root and apt-get); the tests that need them will fail" >&2
   fi
 fi
 

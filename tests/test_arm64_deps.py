@@ -1,58 +1,26 @@
-"""The ``edge`` extra resolves to wheels for the arm64 image (Dockerfile.arm64) and is W^X-safe.
+"""The arm64 image's wheels (requirements-edge.lock for aarch64/cp311) exist and are W^X-safe.
 
-Runs pip's resolver against the package index for CPython 3.11 on aarch64 Linux, with the
-requirements read from pyproject.toml, so a new pin that has no aarch64 wheel fails here rather
-than in a docker build on a Pi. Downloads (~260 MB) are served from pip's HTTP cache in
-``~/.cache/slovo-edge-arm64-wheels`` on reruns; the resolution itself runs every time.
+The wheels are the lock's, downloaded for CPython 3.11 on aarch64 Linux into the deployment
+tests' cache (/var/cache/slovo-edge-tests, shared with the arm64 image test), so a pin without an
+aarch64 wheel fails here rather than in a docker build on a Pi.
 """
 
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-
-from edge.runtime.settings import tomllib  # tomllib, or the tomli backport on Python 3.10
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CACHE_DIR = Path.home() / ".cache" / "slovo-edge-arm64-wheels"
-
-# pip matches --platform tags literally, so list every manylinux tag a glibc-2.28 system accepts:
-# onnxruntime ships only manylinux_2_28_aarch64, mediapipe only manylinux2014/_2_17, others pick
-# tags in between. glibc 2.28 is below Raspberry Pi OS bookworm (2.36), python:3.11-slim-bookworm
-# (2.36) and Ubuntu 20.04 on Jetson (2.31).
-PLATFORMS = ["manylinux2014_aarch64", *(f"manylinux_2_{minor}_aarch64" for minor in range(17, 29))]
+from deploy_support import wheelhouse
 
 PT_GNU_STACK = 0x6474E551
 PF_X = 0x1
 
 
-def edge_requirements() -> list[str]:
-    with (REPO_ROOT / "pyproject.toml").open("rb") as handle:
-        extras = tomllib.load(handle)["project"]["optional-dependencies"]
-    return extras["edge"] + extras["web"]  # the image installs both (slr-web: compose.arm64.yml)
-
-
 @pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    dest = tmp_path_factory.mktemp("arm64-wheels")
-    platform_args = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "pip", "download", *platform_args,
-            "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:",
-            "--cache-dir", str(CACHE_DIR), "--dest", str(dest), "--progress-bar", "off",
-            *edge_requirements(),
-        ],
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return sorted(dest.glob("*.whl"))
+def wheels() -> list[Path]:
+    return sorted(wheelhouse("aarch64").glob("*.whl"))
 
 
 def find(wheels: list[Path], distribution: str) -> list[Path]:
@@ -68,13 +36,15 @@ def test_mediapipe_and_onnxruntime_have_aarch64_wheels(wheels: list[Path]) -> No
 
 
 def test_every_wheel_is_pure_or_aarch64_and_numpy_is_1x(wheels: list[Path]) -> None:
+    assert len(wheels) > 20
     for wheel in wheels:
         platform_tag = wheel.stem.rsplit("-", 1)[1]
         assert platform_tag == "any" or "aarch64" in platform_tag, wheel.name
     (numpy,) = find(wheels, "numpy")
     assert numpy.name.startswith("numpy-1.")
-    assert find(wheels, "opencv_contrib_python")
-    assert not find(wheels, "torch")
+    assert find(wheels, "opencv_python_headless")
+    assert not find(wheels, "opencv_contrib_python")  # the GUI build, which needs libGL
+    assert not find(wheels, "torch") and not find(wheels, "jaxlib")
 
 
 def _executable_stack(header: bytes) -> bool:

@@ -65,6 +65,7 @@ def make_status() -> Status:
         version="0.1.0",
         state="running",
         errors=ErrorCounters(extraction=1, inference=0, frames=2),
+        last_frame_age_s=0.035,
     )
 
 

@@ -79,11 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(level: str) -> None:
     """One line per event on stderr (journald adds its own timestamps, but terminals don't)."""
-    logging.basicConfig(
-        level=logging.getLevelName(level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+    from edge.runtime.journal import setup_journal_logging
+
+    if not setup_journal_logging(level):
+        logging.basicConfig(
+            level=logging.getLevelName(level),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            force=True,
+        )
     for noisy in ("matplotlib", "PIL"):  # imported by mediapipe; their DEBUG output is not ours
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -134,6 +134,9 @@ class Status:
     version: str
     state: DaemonState
     errors: ErrorCounters = field(default_factory=ErrorCounters)
+    #: Seconds since the last frame was extracted (None before the first): proof of progress for
+    #: health checks, since a hung capture still publishes status with camera "ok".
+    last_frame_age_s: float | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON-ready dict without the envelope (the publisher adds it)."""

@@ -154,6 +154,7 @@ class Daemon:
             capture_fps = self._capture_rate.update(self.capture.captured)
             extraction_fps = self._extract_rate.update(self.extracted)
         p50 = self.worker.p50_ms
+        last = self._last_frame_at
         return Status(
             camera=self.capture.state,
             source=str(self.config.source),
@@ -172,6 +173,7 @@ class Daemon:
                 inference=self.worker.errors,
                 frames=self.capture.bad_frames,
             ),
+            last_frame_age_s=None if last is None else round(max(0.0, time.monotonic() - last), 3),
         )
 
     def publish_status(self) -> None:
@@ -349,7 +351,7 @@ def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) 
     try:
         from edge.runtime.holistic import HolisticExtractor
 
-        extractor = HolisticExtractor(model_complexity=config.model_complexity)
+        extractor = HolisticExtractor(model_complexity=config.model_complexity, quiet=True)
         publisher = _open_publisher(config)
     except BaseException:
         if extractor is not None:

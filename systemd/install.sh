@@ -1,0 +1,76 @@
+#!/bin/sh
+# Install slovo-edge as a systemd service on a device (Raspberry Pi OS / Debian / Ubuntu, as root).
+# This is the one install recipe: the README, slovo-edge.service's header and the deployment test
+# (tests/test_deploy_systemd.py) all run it.
+#
+#   sudo systemd/install.sh [--python PYTHON] WHEEL
+#
+# WHEEL is slovo-edge's wheel (build it anywhere with `python3 -m pip wheel --no-deps -w dist .`).
+# Steps: check the interpreter is CPython 3.11 or 3.12 -> a fresh venv in /opt/slovo-edge/venv ->
+# the pinned device dependencies (requirements-edge.lock, --no-deps: no resolver, no GUI OpenCV,
+# none of the ~500 MB mediapipe asks for but never uses) -> the wheel (--no-deps) -> bytecode for
+# what the daemon imports -> the unit, an example config (never overwriting yours) and the docs
+# the unit's Documentation= names. Stop the service before upgrading: the venv is recreated.
+# pip's own settings apply, e.g. PIP_NO_INDEX=1 PIP_FIND_LINKS=/path/to/wheels for an offline install.
+# Then: put the model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-edge/config.toml, and
+# `systemctl enable --now slovo-edge`.
+set -eu
+
+PREFIX=/opt/slovo-edge
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+PYTHON=python3
+
+usage() {
+  echo "usage: $0 [--python PYTHON] WHEEL" >&2
+  exit 2
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --python) [ $# -ge 2 ] || usage; PYTHON="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -*) usage ;;
+    *) break ;;
+  esac
+done
+[ $# -eq 1 ] || usage
+WHEEL="$1"
+[ -f "$WHEEL" ] || { echo "install.sh: error: no such wheel: $WHEEL" >&2; exit 2; }
+command -v "$PYTHON" >/dev/null 2>&1 || { echo "install.sh: error: $PYTHON not found" >&2; exit 2; }
+
+# mediapipe 0.10.18 (the only version with the bundled Holistic models) has wheels for CPython up
+# to 3.12; the lock is pinned for 3.11 and 3.12. Debian trixie / Raspberry Pi OS 13 ship 3.13.
+if ! "$PYTHON" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))'; then
+  version="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo '?')"
+  echo "install.sh: error: $PYTHON is Python $version; slovo-edge's device install needs CPython 3.11 or 3.12 (mediapipe 0.10.18 has no wheels for newer ones): use the arm64 container (Dockerfile.arm64) or pass --python python3.11/python3.12" >&2
+  exit 2
+fi
+
+# A fresh venv each time, so an upgrade never keeps packages the lock no longer lists.
+echo "==> venv $PREFIX/venv ($("$PYTHON" --version 2>&1))"
+"$PYTHON" -m venv --clear "$PREFIX/venv"
+PIP="$PREFIX/venv/bin/python -m pip --disable-pip-version-check --no-input"
+echo "==> device dependencies (requirements-edge.lock)"
+$PIP install --quiet --no-deps --no-compile --only-binary=:all: -r "$SRC/requirements-edge.lock"
+echo "==> slovo-edge ($(basename "$WHEEL"))"
+$PIP install --quiet --no-deps --no-compile "$WHEEL"
+# Bytecode for what the daemon imports only (the service cannot write it later), then drop pip:
+# the device runs the venv, it does not manage it (rerun this script to upgrade).
+"$PREFIX/venv/bin/python" -m edge.runtime.precompile
+$PIP uninstall --quiet --yes pip setuptools
+"$PREFIX/venv/bin/slr-edge" --version
+
+echo "==> unit, config, docs"
+install -D -m 0644 "$SRC/systemd/slovo-edge.service" /etc/systemd/system/slovo-edge.service
+if [ -e /etc/slovo-edge/config.toml ]; then
+  echo "keeping the existing /etc/slovo-edge/config.toml"
+else
+  install -D -m 0644 "$SRC/systemd/slovo-edge.toml.example" /etc/slovo-edge/config.toml
+fi
+install -D -m 0644 "$SRC/README.md" "$PREFIX/docs/README.md"
+install -D -m 0644 "$SRC/docs/PROTOCOL.md" "$PREFIX/docs/PROTOCOL.md"
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+fi
+echo "installed. Next: model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-edge/config.toml, then"
+echo "  systemctl enable --now slovo-edge && journalctl -fu slovo-edge"

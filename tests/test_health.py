@@ -1,0 +1,104 @@
+"""slr-health (the container's HEALTHCHECK) follows the daemon's progress, not just its status messages.
+
+A real daemon reads a live MJPEG camera on 127.0.0.1 (tests/deploy_support.MjpegCamera): while
+frames flow the check passes; when the camera freezes (connection open, nothing sent) status keeps
+coming with camera "ok" (what the old status-only check accepted), but no frame is extracted and
+the check fails; when the camera dies it fails with the camera's state.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from deploy_support import MjpegCamera, free_port, jpeg_frames, make_clip
+
+from edge.commands.health import connect_endpoint, verdict
+from edge.runtime.publisher import Subscriber
+
+GOOD = {"camera": "ok", "state": "running", "last_frame_age_s": 0.2}
+#: --max-frame-age for the live test: far above a frame's extraction time here, and reached well
+#: before OpenCV gives up on a silent stream (30 s) and reports the camera lost.
+MAX_AGE_S = 10
+
+
+def test_verdict() -> None:
+    assert verdict(GOOD, 20) is None
+    assert verdict({**GOOD, "last_frame_age_s": 25.0}, 20) == "no frame extracted for 25 s (limit 20 s)"
+    assert verdict({**GOOD, "camera": "lost"}, 20) == "camera lost"
+    assert verdict({**GOOD, "camera": "connecting"}, 20) == "camera connecting"
+    assert verdict({**GOOD, "state": "stopping"}, 20) == "daemon stopping"
+    assert verdict({**GOOD, "last_frame_age_s": None}, 20) == "no frame extracted yet"
+    assert verdict({"camera": "ok", "state": "running"}, 20) == "daemon too old to report progress"
+
+
+def test_connect_endpoint_reads_wildcards_as_loopback() -> None:
+    assert connect_endpoint("tcp://0.0.0.0:5556") == "tcp://127.0.0.1:5556"
+    assert connect_endpoint("tcp://*:7000") == "tcp://127.0.0.1:7000"
+    assert connect_endpoint("tcp://127.0.0.1:5556") == "tcp://127.0.0.1:5556"
+    assert connect_endpoint("ipc:///run/slovo.sock") == "ipc:///run/slovo.sock"
+
+
+def health(endpoint: str, max_age: float) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "edge.commands.health", "--endpoint", endpoint]
+    return subprocess.run(
+        [*command, "--max-frame-age", str(max_age)], capture_output=True, text=True, timeout=30
+    )
+
+
+def wait_status(subscriber: Subscriber, predicate: object, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = subscriber.recv(2.0)
+        if message is not None and predicate(message[1]):  # type: ignore[operator]
+            return message[1]
+    raise AssertionError(f"no matching status within {timeout:.0f} s")
+
+
+def test_silence_is_unhealthy() -> None:
+    result = health(f"tcp://127.0.0.1:{free_port()}", 20)
+    assert result.returncode == 1
+    assert "unhealthy: no status from" in result.stdout
+
+
+@pytest.mark.slow
+def test_health_follows_a_live_camera_that_freezes_then_dies(
+    tiny_onnx_path: Path, sample_video: Path, tmp_path: Path
+) -> None:
+    camera = MjpegCamera(jpeg_frames(make_clip(sample_video, tmp_path / "clip.mp4", frames=24)), fps=15)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    daemon = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "edge.commands.edge_cli", "run", "--model", str(tiny_onnx_path)),
+            *("--source", camera.url, "--endpoint", endpoint, "--log-level", "WARNING"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    subscriber = Subscriber(endpoint, ("status",))
+    try:
+        wait_status(subscriber, lambda s: s["camera"] == "ok" and s["last_frame_age_s"] is not None, 90)
+        healthy = health(endpoint, MAX_AGE_S)
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        assert "healthy: last frame" in healthy.stdout
+
+        camera.freeze()  # OpenCV gives up on a silent stream after 30 s; until then camera reads "ok"
+        hung = wait_status(subscriber, lambda s: (s["last_frame_age_s"] or 0) > MAX_AGE_S + 1, 25)
+        assert hung["camera"] == "ok" and hung["state"] != "stopping"  # status alone looks fine
+        result = health(endpoint, MAX_AGE_S)
+        assert result.returncode == 1
+        assert "unhealthy: no frame extracted for" in result.stdout
+
+        camera.die()
+        wait_status(subscriber, lambda s: s["camera"] in ("lost", "connecting"), 60)
+        result = health(endpoint, MAX_AGE_S)
+        assert result.returncode == 1
+        assert "unhealthy: camera lost" in result.stdout or "unhealthy: camera connecting" in result.stdout
+    finally:
+        subscriber.close()
+        daemon.terminate()
+        daemon.wait(10)
+        camera.die()
