@@ -61,10 +61,9 @@ class ThrottledLog:
 
 @dataclass(frozen=True)
 class CapturedFrame:
-    """A frame plus the wall-clock time it became available to extraction (for latency figures)."""
+    """A frame (its ``captured_at`` starts the latency figures) and the connection it came from."""
 
     frame: Frame
-    available_at: float
     connection: int  # increments on every (re)connection, so the daemon can clear stale buffers
 
 
@@ -207,7 +206,7 @@ class CaptureThread(threading.Thread):
             self._throttled(logging.WARNING, "bad", "bad frame %d from %s skipped", frame.index, self.spec)
             return True
         self.captured += 1
-        return self.box.put(CapturedFrame(frame, time.time(), self.connection))
+        return self.box.put(CapturedFrame(frame, self.connection))
 
     def _close_source(self) -> None:
         if self._source is not None:
