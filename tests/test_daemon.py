@@ -373,6 +373,66 @@ def test_help_and_check_model(model_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "does not exist" in bad.stderr
 
 
+def _slr_edge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge.commands.edge_cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=HANG_GUARD_S,
+    )
+
+
+def test_check_model_times_each_local_provider_for_fp32_and_int8(model_path: Path, tmp_path: Path) -> None:
+    import json
+
+    import onnxruntime as ort
+
+    from export.quantize import quantize_int8
+
+    int8 = tmp_path / "tiny-int8.onnx"
+    assert quantize_int8(model_path, int8) > 0
+    out = _slr_edge("check-model", str(model_path), "--int8", str(int8), "--runs", "5", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["latency"]
+    local = [p for p in ort.get_available_providers() if p != "AzureExecutionProvider"]
+    assert [(r["provider"], r["precision"]) for r in rows] == [
+        (p, q) for p in local for q in ("fp32", "int8")
+    ]
+    for row in rows:
+        if row["provider"] == "CPUExecutionProvider":
+            assert row["error"] is None and 0 < row["p50_ms"] <= row["p95_ms"], row
+    assert rows[1]["path"] == str(int8)
+    text = _slr_edge("check-model", str(model_path), "--int8", str(int8), "--runs", "3")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert any(line.split()[:2] == ["fp32", "CPUExecutionProvider"] and "p50" in line for line in lines)
+    assert any(line.split()[:2] == ["int8", "CPUExecutionProvider"] and "p95" in line for line in lines)
+    assert lines[-1] == "OK: the daemon can run this model"
+
+
+def test_check_model_refuses_an_int8_file_of_another_model(model_path: Path, tmp_path: Path) -> None:
+    from helpers_onnx import build_tiny_onnx
+
+    other = build_tiny_onnx(tmp_path / "other.onnx")
+    out = _slr_edge("check-model", str(model_path), "--int8", str(other), "--runs", "1")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "same checkpoint" in out.stderr
+    bad = _slr_edge("check-model", str(model_path), "--runs", "-1")
+    assert bad.returncode == 2 and "--runs: must be >= 0" in bad.stderr
+
+
+def test_unknown_execution_provider_exits_2_naming_the_available_ones(model_path: Path) -> None:
+    import onnxruntime as ort
+
+    out = _slr_edge(
+        "run", "--model", str(model_path), "--source", "x.mp4", "--execution-providers", "CUDA,CPU"
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "'CUDA' is not available" in out.stderr
+    assert all(name in out.stderr for name in ort.get_available_providers())
+
+
 # -- in process: the pipeline's logic with scripted sources and extractor (no MediaPipe) -----------
 
 

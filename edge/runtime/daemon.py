@@ -328,14 +328,15 @@ def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) 
     :class:`edge.runtime.config.ConfigError` (endpoint) or ``ExtractorError`` with one-line messages;
     whatever was opened before the failure is closed again.
     """
-    model = load_model(config.model, threads=config.threads)
+    model = load_model(config.model, threads=config.threads, providers=config.execution_providers)
     log.info(
-        "model %s: %d classes, window %d, %.0f fps, sha256 %s",
+        "model %s: %d classes, window %d, %.0f fps, sha256 %s, providers %s",
         model.name,
         len(model.labels),
         model.window,
         model.fps,
         model.sha256[:12],
+        ",".join(model.info.providers),
     )
     source: VideoSource | None = None
     if is_live_spec(config.source):
