@@ -72,7 +72,7 @@ def holistic_alone(video: Path) -> float:
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-def daemon_args(model: Path, video: Path, stride: int, endpoint: str, loop: bool = False) -> list[str]:
+def daemon_args(model: Path, video: str | Path, stride: int, endpoint: str, loop: bool = False) -> list[str]:
     args = [
         sys.executable,
         "-m",
