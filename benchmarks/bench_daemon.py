@@ -3,9 +3,9 @@
 * **Holistic alone**: decode + extract the sample clip sequentially in this process (the
   ceiling: the daemon cannot extract faster than MediaPipe can).
 * **Daemon end-to-end**: ``slr-edge run`` on the same clip (inference every ``--stride`` frames,
-  publishing over ZeroMQ to a subscriber); processed frames/s and frame-to-publish latency
-  (when the window's newest frame reached extraction → prediction sent) come from the daemon's
-  exit summary; RSS is sampled from ``/proc/<pid>/status`` (VmRSS) while it runs.
+  publishing over ZeroMQ to a subscriber); processed frames/s and latency (the window's newest
+  frame read from the source → prediction handed to ZeroMQ, the messages' ``latency_ms``) come
+  from the daemon's exit summary; RSS is sampled from ``/proc/<pid>/status`` (VmRSS) while it runs.
 * ``--soak-minutes N``: additionally run the daemon with ``--loop`` for N minutes and compare RSS
   after 1 minute with RSS at the end (target: growth < 5 %).
 
@@ -38,7 +38,7 @@ from benchmarks.report import write_section  # noqa: E402
 SAMPLE = REPO.parent / "shared" / "samples" / "slovo_sample.mp4"
 SUMMARY = re.compile(
     r"summary: frames=(?P<frames>\d+) extraction_fps=(?P<fps>[\d.]+) windows=(?P<windows>\d+) "
-    r"skipped=(?P<skipped>\d+).*publish_latency_ms\(p50=(?P<p50>[\d.-]+) p95=(?P<p95>[\d.-]+)\)"
+    r"skipped=(?P<skipped>\d+).*latency_ms\(p50=(?P<p50>[\d.-]+) p95=(?P<p95>[\d.-]+)\)"
 )
 
 
@@ -72,7 +72,7 @@ def holistic_alone(video: Path) -> float:
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-def daemon_args(model: Path, video: Path, stride: int, endpoint: str, loop: bool = False) -> list[str]:
+def daemon_args(model: Path, video: str | Path, stride: int, endpoint: str, loop: bool = False) -> list[str]:
     args = [
         sys.executable,
         "-m",
@@ -232,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         f"1-minute load average before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} cores (other work on the machine slows both sides alike).",
         "",
-        "Latency is measured inside the daemon from the moment the window's newest frame became available "
-        "to extraction to the moment its prediction was handed to ZeroMQ (so it includes one extraction).",
+        "Latency is the messages' `latency_ms`: from the moment the window's newest frame was read from "
+        "the source to the moment its prediction was handed to ZeroMQ (so it includes one extraction).",
     ]
     markdown = "\n".join(lines)
     print(markdown)

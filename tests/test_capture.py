@@ -15,7 +15,7 @@ GUARD_S = 30.0
 
 
 def item(i: int) -> CapturedFrame:
-    return CapturedFrame(Frame(np.zeros((4, 4, 3), np.uint8), float(i), i), time.time(), 1)
+    return CapturedFrame(Frame(np.zeros((4, 4, 3), np.uint8), float(i), i), 1)
 
 
 def test_is_live_spec() -> None:

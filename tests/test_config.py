@@ -131,6 +131,31 @@ def test_shipped_example_config_loads_with_defaults() -> None:
     assert config == DaemonConfig(model="/var/lib/slovo-edge/model.onnx")
 
 
+def test_execution_providers_accept_short_names_from_every_layer(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('model = "m"\nexecution_providers = ["cpu"]\n')
+    assert load_config(toml, {}, environ={}).execution_providers == ("CPUExecutionProvider",)
+    env = {"SLR_EDGE_EXECUTION_PROVIDERS": "CPUExecutionProvider, Cpu"}
+    assert load_config(None, {"model": "m"}, environ=env).execution_providers == ("CPUExecutionProvider",)
+    assert DaemonConfig(model="m").execution_providers == ("CPUExecutionProvider",)
+
+
+@pytest.mark.parametrize("value", ["CUDA", "TensorRT,CPU", "NoSuchProvider"])
+def test_unavailable_execution_provider_names_the_available_ones(value: str) -> None:
+    import onnxruntime as ort
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"model": "m", "execution_providers": value}, environ={})
+    message = str(caught.value)
+    assert "\n" not in message and repr(value.split(",")[0]) in message
+    assert all(name in message for name in ort.get_available_providers())
+
+
+def test_empty_execution_providers_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="at least one provider"):
+        load_config(None, {"model": "m"}, environ={"SLR_EDGE_EXECUTION_PROVIDERS": ""})
+
+
 def test_command_line_flags_map_onto_config_fields() -> None:
     from edge.commands.edge_cli import build_parser
     from edge.runtime.config import flag_values

@@ -199,6 +199,26 @@ def test_status_reports_the_run(sample_run: Run, model_path: Path) -> None:
     assert statuses[-1]["inference_p50_ms"] is not None
 
 
+def test_every_prediction_and_sign_carries_a_plausible_latency(sample_run: Run) -> None:
+    """capture of the newest frame → ZeroMQ: positive, at least the model's time, below the whole run."""
+    predictions, signs = sample_run.of("prediction"), sample_run.of("sign")
+    run_ms = (sample_run.messages[-1][1]["ts"] - sample_run.messages[0][1]["ts"]) * 1000.0
+    for p in predictions:
+        assert p["inference_ms"] <= p["latency_ms"] < run_ms, p
+        # published after the capture it measures from: the envelope's ts is no earlier
+        assert p["latency_ms"] > 0
+    for sign in signs:
+        assert 0 < sign["latency_ms"] < run_ms
+    statuses = [s for s in sample_run.of("status") if s["latency_p50_ms"] is not None]
+    assert statuses, "no status reported latency percentiles"
+    final = sample_run.of("status")[-1]
+    latencies = [p["latency_ms"] for p in predictions]
+    assert final["latency_p50_ms"] == pytest.approx(np.percentile(latencies, 50), abs=0.01)
+    assert final["latency_p95_ms"] == pytest.approx(np.percentile(latencies, 95), abs=0.01)
+    assert final["latency_p50_ms"] <= final["latency_p95_ms"]
+    assert "latency_ms(p50=" in sample_run.log
+
+
 def test_systemd_notifications(sample_run: Run) -> None:
     lines = [line for datagram in sample_run.notify for line in datagram.splitlines()]
     assert "READY=1" in lines
@@ -353,6 +373,66 @@ def test_help_and_check_model(model_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "does not exist" in bad.stderr
 
 
+def _slr_edge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge.commands.edge_cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=HANG_GUARD_S,
+    )
+
+
+def test_check_model_times_each_local_provider_for_fp32_and_int8(model_path: Path, tmp_path: Path) -> None:
+    import json
+
+    import onnxruntime as ort
+
+    from export.quantize import quantize_int8
+
+    int8 = tmp_path / "tiny-int8.onnx"
+    assert quantize_int8(model_path, int8) > 0
+    out = _slr_edge("check-model", str(model_path), "--int8", str(int8), "--runs", "5", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["latency"]
+    local = [p for p in ort.get_available_providers() if p != "AzureExecutionProvider"]
+    assert [(r["provider"], r["precision"]) for r in rows] == [
+        (p, q) for p in local for q in ("fp32", "int8")
+    ]
+    for row in rows:
+        if row["provider"] == "CPUExecutionProvider":
+            assert row["error"] is None and 0 < row["p50_ms"] <= row["p95_ms"], row
+    assert rows[1]["path"] == str(int8)
+    text = _slr_edge("check-model", str(model_path), "--int8", str(int8), "--runs", "3")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert any(line.split()[:2] == ["fp32", "CPUExecutionProvider"] and "p50" in line for line in lines)
+    assert any(line.split()[:2] == ["int8", "CPUExecutionProvider"] and "p95" in line for line in lines)
+    assert lines[-1] == "OK: the daemon can run this model"
+
+
+def test_check_model_refuses_an_int8_file_of_another_model(model_path: Path, tmp_path: Path) -> None:
+    from helpers_onnx import build_tiny_onnx
+
+    other = build_tiny_onnx(tmp_path / "other.onnx")
+    out = _slr_edge("check-model", str(model_path), "--int8", str(other), "--runs", "1")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "same checkpoint" in out.stderr
+    bad = _slr_edge("check-model", str(model_path), "--runs", "-1")
+    assert bad.returncode == 2 and "--runs: must be >= 0" in bad.stderr
+
+
+def test_unknown_execution_provider_exits_2_naming_the_available_ones(model_path: Path) -> None:
+    import onnxruntime as ort
+
+    out = _slr_edge(
+        "run", "--model", str(model_path), "--source", "x.mp4", "--execution-providers", "CUDA,CPU"
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "'CUDA' is not available" in out.stderr
+    assert all(name in out.stderr for name in ort.get_available_providers())
+
+
 # -- in process: the pipeline's logic with scripted sources and extractor (no MediaPipe) -----------
 
 
@@ -375,12 +455,12 @@ class RecordingPublisher:
 
 
 class ScriptedSource:
-    """A 30 fps "file" of ``n`` blank frames."""
+    """A 30 fps "file" of ``n`` blank frames, each read ``age_s`` seconds before it is returned."""
 
     is_live, fps, name = False, 30.0, "scripted.mp4"
 
-    def __init__(self, n: int) -> None:
-        self.n, self.i = n, 0
+    def __init__(self, n: int, age_s: float = 0.0) -> None:
+        self.n, self.i, self.age_s = n, 0, age_s
 
     def read(self) -> Any:
         from edge.runtime.sources import Frame
@@ -388,7 +468,8 @@ class ScriptedSource:
         if self.i == self.n:
             return None
         self.i += 1
-        return Frame(np.zeros((8, 8, 3), np.uint8), (self.i - 1) / 30.0, self.i - 1)
+        captured_at = time.time() - self.age_s
+        return Frame(np.zeros((8, 8, 3), np.uint8), (self.i - 1) / 30.0, self.i - 1, captured_at)
 
     def close(self) -> None:
         pass
@@ -445,6 +526,32 @@ def test_pipeline_stops_inferring_when_idle_and_survives_errors(model_path: Path
     final = publisher.of("status")[-1]
     assert final.idle is True and final.state == "stopping" and final.errors.extraction == 1
     assert extractor.closed and publisher.closed
+
+
+def test_latency_runs_from_the_frames_capture_time(model_path: Path) -> None:
+    """The capture timestamp travels with the frame: frames read 1 s "ago" report >= 1000 ms."""
+    from edge.runtime.config import DaemonConfig
+    from edge.runtime.daemon import Daemon
+    from edge.runtime.inference import load_model
+
+    config = DaemonConfig(
+        model=str(model_path), source="scripted.mp4", stride=8, threshold=0.01, consecutive=1
+    )
+    publisher = RecordingPublisher()
+    started = time.time()
+    daemon = Daemon(config, load_model(model_path), ScriptedExtractor(40), publisher, ScriptedSource(40, 1.0))  # type: ignore[arg-type]
+    assert daemon.run() == 0
+    elapsed_ms = (time.time() - started) * 1000.0
+    predictions, signs = publisher.of("prediction"), publisher.of("sign")
+    assert predictions and signs  # threshold 0.01, one window: every window is a sign
+    for message in [*predictions, *signs]:
+        assert 1000.0 <= message.latency_ms < 1000.0 + elapsed_ms, message
+    for p in predictions:
+        assert p.latency_ms >= p.inference_ms
+    final = publisher.of("status")[-1]
+    assert final.latency_p50_ms is not None and final.latency_p95_ms is not None
+    assert 1000.0 <= final.latency_p50_ms <= final.latency_p95_ms
+    validate("status", {**final.to_payload(), "v": 1, "seq": 0, "ts": 0.0, "topic": "status"})
 
 
 def test_inference_worker_replaces_pending_window_and_counts_errors(model_path: Path) -> None:

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
@@ -40,8 +41,11 @@ PREDICTION = Prediction(
     inference_ms=12.5,
     resampled=True,
     model="slovo-tiny",
+    latency_ms=48.25,
 )
-SIGN = SignEvent(label="спасибо", index=3, prob=0.93, windows=3, window_start=1.0, window_end=6.0)
+SIGN = SignEvent(
+    label="спасибо", index=3, prob=0.93, windows=3, window_start=1.0, window_end=6.0, latency_ms=52.5
+)
 STATUS = Status(
     camera="lost",
     source="/dev/video0",
@@ -55,6 +59,8 @@ STATUS = Status(
     uptime_s=3725.0,
     version="0.1.0",
     state="idle",
+    latency_p50_ms=47.5,
+    latency_p95_ms=61.0,
 )
 
 
@@ -220,15 +226,43 @@ def test_render_prediction_shows_top5_with_bars() -> None:
     render(console, "prediction", envelope("prediction", PREDICTION.to_payload(), seq=9, ts=0.0))
     lines = buffer.getvalue().splitlines()
     assert "#9" in lines[0] and "97 hand frames" in lines[0] and "resampled" in lines[0]
+    assert "inference 12.5 ms" in lines[0] and "latency 48 ms" in lines[0]
     assert len(lines) == 6
     assert lines[1].split()[0] == "привет" and lines[1].rstrip().endswith("81.0%")
     assert "---" not in buffer.getvalue()
     assert lines[1].count("█") > lines[2].count("█") > lines[3].count("█")
 
 
+def _rendered(topic: str, payload: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    render(Console(file=buffer, width=300, color_system=None), topic, envelope(topic, payload, seq=1, ts=0.0))
+    return buffer.getvalue()
+
+
+def test_latency_is_shown_for_signs_and_status() -> None:
+    assert "latency 52 ms" in _rendered("sign", SIGN.to_payload())
+    assert "latency p50/p95 48 ms/61 ms" in _rendered("status", STATUS.to_payload())
+
+
+def test_messages_from_daemons_before_latency_show_a_dash() -> None:
+    """Latency fields were added within v1: an older daemon's messages still render, with '-'."""
+    old_prediction = {k: v for k, v in PREDICTION.to_payload().items() if k != "latency_ms"}
+    old_status = {k: v for k, v in STATUS.to_payload().items() if not k.startswith("latency_")}
+    assert "latency -" in _rendered("prediction", old_prediction).splitlines()[0]
+    assert "latency p50/p95 -/-" in _rendered("status", old_status)
+
+
 def test_render_does_not_interpret_markup_in_labels() -> None:
     buffer = io.StringIO()
-    sign = SignEvent(label="[bold]да[/bold]", index=1, prob=0.5, windows=2, window_start=0.0, window_end=1.0)
+    sign = SignEvent(
+        label="[bold]да[/bold]",
+        index=1,
+        prob=0.5,
+        windows=2,
+        window_start=0.0,
+        window_end=1.0,
+        latency_ms=1.0,
+    )
     render(
         Console(file=buffer, width=120, color_system=None),
         "sign",

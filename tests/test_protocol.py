@@ -43,11 +43,14 @@ def make_prediction() -> Prediction:
         inference_ms=14.2,
         resampled=False,
         model="slovo-mvit-tiny",
+        latency_ms=61.4,
     )
 
 
 def make_sign() -> SignEvent:
-    return SignEvent(label="привет", index=7, prob=0.91, windows=3, window_start=12.5, window_end=17.4)
+    return SignEvent(
+        label="привет", index=7, prob=0.91, windows=3, window_start=12.5, window_end=17.4, latency_ms=63.0
+    )
 
 
 def make_status() -> Status:
@@ -66,6 +69,8 @@ def make_status() -> Status:
         state="running",
         errors=ErrorCounters(extraction=1, inference=0, frames=2),
         last_frame_age_s=0.035,
+        latency_p50_ms=58.2,
+        latency_p95_ms=77.9,
     )
 
 
@@ -101,9 +106,45 @@ def test_schema_is_valid_draft_2020_12(topic: str) -> None:
 @pytest.mark.parametrize("topic", ALL_TOPICS)
 def test_builder_fields_are_exactly_the_schema_fields(topic: str) -> None:
     schema = load_schema(topic)
-    assert set(schema["required"]) == set(schema["properties"])
-    assert set(full(topic)) == set(schema["properties"])
+    assert set(full(topic)) == set(schema["properties"])  # this version sends every field, optional too
     assert topic == MESSAGES[topic]().TOPIC
+
+
+#: Fields added within v1 (see "Versioning policy" in docs/PROTOCOL.md): optional in the schema.
+ADDED_WITHIN_V1 = {
+    "prediction": {"latency_ms"},
+    "sign": {"latency_ms"},
+    "status": {"last_frame_age_s", "latency_p50_ms", "latency_p95_ms"},
+    "preview": set(),
+}
+
+
+@pytest.mark.parametrize("topic", ALL_TOPICS)
+def test_fields_added_within_v1_are_optional_and_say_so(topic: str) -> None:
+    schema = load_schema(topic)
+    optional = set(schema["properties"]) - set(schema["required"])
+    assert optional == ADDED_WITHIN_V1[topic]
+    for name in optional:
+        assert schema["properties"][name]["description"].startswith("Optional within v1")
+    older = full(topic)
+    for name in optional:  # a message from a daemon that predates these fields is still valid v1
+        del older[name]
+    validate(topic, older)
+
+
+@pytest.mark.parametrize(
+    ("topic", "change"),
+    [
+        ("prediction", {"latency_ms": -1.0}),
+        ("prediction", {"latency_ms": "fast"}),
+        ("sign", {"latency_ms": None}),
+        ("status", {"latency_p50_ms": -0.5}),
+        ("status", {"latency_p95_ms": "x"}),
+    ],
+)
+def test_bad_latency_fields_are_rejected(topic: str, change: dict[str, Any]) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        validate(topic, full(topic, change))
 
 
 @pytest.mark.parametrize("topic", ALL_TOPICS)
@@ -177,7 +218,9 @@ def test_russian_labels_travel_as_readable_utf8() -> None:
 
 @given(label=st.text(), prob=st.floats(0, 1), seq=st.integers(0, 2**53))
 def test_round_trip_any_label(label: str, prob: float, seq: int) -> None:
-    body = SignEvent(label=label, index=1, prob=prob, windows=2, window_start=0.0, window_end=1.0)
+    body = SignEvent(
+        label=label, index=1, prob=prob, windows=2, window_start=0.0, window_end=1.0, latency_ms=1.0
+    )
     message = envelope("sign", body.to_payload(), seq=seq, ts=1.0)
     assert decode(encode("sign", message)) == ("sign", message)
 

@@ -19,7 +19,9 @@ CONNECT_ATTEMPTS = 500
 
 
 def sign(label: str = "привет") -> SignEvent:
-    return SignEvent(label=label, index=7, prob=0.9, windows=3, window_start=1.0, window_end=5.0)
+    return SignEvent(
+        label=label, index=7, prob=0.9, windows=3, window_start=1.0, window_end=5.0, latency_ms=40.0
+    )
 
 
 def wait_connected(pub: Publisher, sub: Subscriber, topic: str = "sign") -> dict:

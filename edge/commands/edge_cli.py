@@ -12,10 +12,13 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_version, run
+
+if TYPE_CHECKING:
+    from edge.runtime.inference import EdgeModel
 
 RUN_EPILOG = """\
 configuration precedence (later wins):
@@ -51,17 +54,60 @@ def _add_run_parser(subparsers: Any) -> None:
     run.set_defaults(handler=_cmd_run)
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (argparse reports anything else, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def _add_check_parser(subparsers: Any) -> None:
     check = subparsers.add_parser(
         "check-model",
-        help="validate an .onnx model and print its metadata",
-        description="Load MODEL exactly as the daemon would and print a summary; exit 2 if it is unusable.",
-        epilog="example:\n  slr-edge check-model slovo.onnx --json",
+        help="validate an .onnx model, print its metadata and per-window latency per engine",
+        description="Load MODEL exactly as the daemon would and print a summary; exit 2 if it is unusable. "
+        "Then time one window (preprocessing + model) on every execution provider the installed "
+        "onnxruntime offers, and on the int8 twin given with --int8, so you can pick "
+        "execution_providers and the model file for this device.",
+        epilog=CHECK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("model", metavar="MODEL")
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
+    check.add_argument(
+        "--int8",
+        metavar="INT8_MODEL",
+        help="the int8 export of the same checkpoint (slr-export --int8), timed beside MODEL",
+    )
+    check.add_argument(
+        "--runs",
+        type=_at_least(0),
+        default=20,
+        metavar="N",
+        help="timed windows per engine (default 20; 0 skips timing)",
+    )
+    check.add_argument(
+        "--threads", type=_at_least(1), default=1, metavar="N", help="ORT intra-op threads (default 1)"
+    )
     check.set_defaults(handler=_cmd_check_model)
+
+
+CHECK_EPILOG = """\
+examples:
+  slr-edge check-model slovo.onnx --json
+  slr-edge check-model slovo.onnx --int8 slovo-int8.onnx     # fp32 vs int8, every provider
+
+int8 models come from 'slr-export --int8' (which checks their agreement with fp32); they are not
+made here, because the device installs no onnx package and quantising needs the export's checks.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,14 +163,73 @@ def _cmd_check_model(args: argparse.Namespace) -> int:
         "exporter_version": info.metadata.get("slr.exporter_version"),
         "labels_head": list(info.labels[:5]),
     }
+    int8 = _load_int8_twin(args.int8, model) if args.int8 else None
+    latency = _engine_latencies(args.model, args.int8, args.runs, args.threads) if args.runs else []
     if args.json:
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
-    else:
-        width = max(map(len, summary))
-        for key, value in summary.items():
-            print(f"{key:<{width}}  {value}")
-        print("OK: the daemon can run this model")
+        print(json.dumps({**summary, "latency": latency}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    width = max(map(len, summary))
+    for key, value in summary.items():
+        print(f"{key:<{width}}  {value}")
+    if int8 is not None:
+        print(f"{'int8':<{width}}  {int8}")
+    if latency:
+        print(f"per-window latency (preprocessing + model, {args.runs} windows, ORT threads {args.threads}):")
+        for row in latency:
+            figures = (
+                f"p50 {row['p50_ms']:8.1f} ms  p95 {row['p95_ms']:8.1f} ms"
+                if row["error"] is None
+                else f"unusable: {row['error']}"
+            )
+            print(f"  {row['precision']:<5} {row['provider']:<28} {figures}")
+    print("OK: the daemon can run this model")
     return EXIT_OK
+
+
+def _load_int8_twin(path: str, model: EdgeModel) -> str:
+    """Load ``path`` like the daemon would and check that it is ``model``'s int8 export; its path."""
+    from edge.runtime.inference import ModelError, load_model
+
+    twin = load_model(path).info
+    if (twin.source_sha256, twin.labels, twin.window) != (
+        model.info.source_sha256,
+        model.info.labels,
+        model.info.window,
+    ):
+        raise ModelError(
+            f"--int8 {path} is not an export of the same checkpoint as {model.info.path} "
+            "(source_sha256, labels or window differ)"
+        )
+    return twin.path
+
+
+def _engine_latencies(fp32: str, int8: str | None, runs: int, threads: int) -> list[dict[str, Any]]:
+    """p50/p95 per-window latency for each (precision, local execution provider) pair.
+
+    A provider that cannot run the model (missing CUDA libraries, a silent fall-back to the CPU)
+    is reported as unusable with the reason, not fatal: the point is to show what works here.
+    """
+    import numpy as np
+
+    from edge.runtime.classify import window_latencies_ms
+    from edge.runtime.inference import REMOTE_PROVIDERS, ModelError, available_providers, load_model
+
+    rows: list[dict[str, Any]] = []
+    models = [("fp32", fp32)] + ([("int8", int8)] if int8 else [])
+    for provider in [p for p in available_providers() if p not in REMOTE_PROVIDERS]:
+        for precision, path in models:
+            row: dict[str, Any] = {"precision": precision, "path": path, "provider": provider, "error": None}
+            try:
+                model = load_model(path, threads=threads, providers=(provider,))
+                if model.info.providers[0] != provider:
+                    raise ModelError(f"onnxruntime fell back to {model.info.providers[0]}")
+                timings = window_latencies_ms(model, runs)
+                row.update(p50_ms=round(float(np.percentile(timings, 50)), 3))
+                row.update(p95_ms=round(float(np.percentile(timings, 95)), 3))
+            except ModelError as exc:
+                row["error"] = str(exc)
+            rows.append(row)
+    return rows
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

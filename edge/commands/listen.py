@@ -58,12 +58,18 @@ def _span(payload: Mapping[str, Any]) -> str:
     return f"{payload['window_start']:.2f}–{payload['window_end']:.2f} s"
 
 
+def _ms(value: object) -> str:
+    """A millisecond figure, or ``-`` when absent (daemons before ``latency_ms``) or null."""
+    return f"{value:.0f} ms" if isinstance(value, (int, float)) else "-"
+
+
 def render_prediction(payload: Mapping[str, Any]) -> Group:
     """Header line plus one bar per top-k class (at most five)."""
     header = Text.assemble(
         ("prediction ", "bold"),
         (f"#{payload['seq']}  ", "dim"),
-        f"{_span(payload)}  {payload['frames_used']} hand frames  {payload['inference_ms']:.1f} ms",
+        f"{_span(payload)}  {payload['frames_used']} hand frames  "
+        f"inference {payload['inference_ms']:.1f} ms  latency {_ms(payload.get('latency_ms'))}",
         ("  resampled" if payload.get("resampled") else "", "dim"),
     )
     top = payload["top_k"][:TOP_SHOWN]
@@ -86,7 +92,8 @@ def render_sign(payload: Mapping[str, Any]) -> Panel:
     style = confidence_style(payload["prob"])
     body = Text.assemble(
         (str(payload["label"]), f"bold {style}"),
-        f"   {payload['prob'] * 100:.0f}%   {payload['windows']} windows   {_span(payload)}",
+        f"   {payload['prob'] * 100:.0f}%   {payload['windows']} windows   {_span(payload)}"
+        f"   latency {_ms(payload.get('latency_ms'))}",
     )
     return Panel(body, title=f"SIGN #{payload['seq']}", title_align="left", border_style=style, expand=False)
 
@@ -110,6 +117,7 @@ def render_status(payload: Mapping[str, Any]) -> Text:
         (camera, "green" if camera == "ok" else "red"),
         f" {payload['source']} | cap {payload['capture_fps']:.1f} fps ext {payload['extraction_fps']:.1f} fps"
         f" drop {payload['dropped_frames']} | p50 {'-' if p50 is None else f'{p50:.1f} ms'}"
+        f" | latency p50/p95 {_ms(payload.get('latency_p50_ms'))}/{_ms(payload.get('latency_p95_ms'))}"
         f" | buf {payload['buffer_fill']}/128{' idle' if payload['idle'] else ''}"
         f" | err {errors['extraction']}/{errors['inference']}/{errors['frames']}"
         f" | up {_uptime(payload['uptime_s'])} | {model['name']}@{str(model['sha256'])[:8]}"

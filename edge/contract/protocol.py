@@ -72,6 +72,8 @@ class Prediction:
     inference_ms: float
     resampled: bool
     model: str
+    #: Capture of the window's newest frame → message handed to ZeroMQ, milliseconds.
+    latency_ms: float
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON-ready dict without the envelope (the publisher adds it)."""
@@ -92,6 +94,8 @@ class SignEvent:
     windows: int
     window_start: float
     window_end: float
+    #: Capture of the deciding window's newest frame → this event handed to ZeroMQ, milliseconds.
+    latency_ms: float
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON-ready dict without the envelope (the publisher adds it)."""
@@ -137,6 +141,9 @@ class Status:
     #: Seconds since the last frame was extracted (None before the first): proof of progress for
     #: health checks, since a hung capture still publishes status with camera "ok".
     last_frame_age_s: float | None = None
+    #: p50/p95 of ``latency_ms`` over the last 200 predictions; None before the first one.
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON-ready dict without the envelope (the publisher adds it)."""

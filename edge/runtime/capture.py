@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,10 +34,9 @@ BACKOFF_MAX_S = 10.0
 
 @dataclass(frozen=True)
 class CapturedFrame:
-    """A frame plus the wall-clock time it became available to extraction (for latency figures)."""
+    """A frame (its ``captured_at`` starts the latency figures) and the connection it came from."""
 
     frame: Frame
-    available_at: float
     connection: int  # increments on every (re)connection, so the daemon can clear stale buffers
 
 
@@ -181,7 +179,7 @@ class CaptureThread(threading.Thread):
             self._throttled(logging.WARNING, "bad", "bad frame %d from %s skipped", frame.index, self.spec)
             return True
         self.captured += 1
-        return self.box.put(CapturedFrame(frame, time.time(), self.connection))
+        return self.box.put(CapturedFrame(frame, self.connection))
 
     def _close_source(self) -> None:
         if self._source is not None:

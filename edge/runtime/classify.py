@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge.contract.layout import has_hands
+from edge.contract.layout import NUM_COORDS, NUM_LANDMARKS, has_hands
 from edge.contract.preprocess import preprocess
 from edge.contract.protocol import TopKEntry
 from edge.runtime.decisions import softmax, top_k
@@ -109,6 +109,24 @@ def classify_window(
         resampled=bool(resampled),
         inference_ms=elapsed_ms,
     )
+
+
+def window_latencies_ms(model: WindowModel, runs: int, *, warmup: int = 2, seed: int = 0) -> list[float]:
+    """Wall time of :func:`classify_window` on a full synthetic window, ``runs`` times (after ``warmup``).
+
+    Every landmark present, so preprocessing does its full work; what the daemon spends per window
+    besides waiting (``slr-edge check-model`` prints these to compare engines and precisions).
+    """
+    rng = np.random.default_rng(seed)
+    raw = rng.uniform(0.2, 0.8, (model.window, NUM_LANDMARKS, NUM_COORDS)).astype(np.float32)
+    ts = np.arange(model.window) / model.fps
+    timings = []
+    for i in range(warmup + runs):
+        started = time.perf_counter()
+        classify_window(model, raw, ts, k=1, resample=False)
+        if i >= warmup:
+            timings.append((time.perf_counter() - started) * 1000.0)
+    return timings
 
 
 @dataclass(frozen=True)

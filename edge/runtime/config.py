@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from edge.runtime import settings
+from edge.runtime.inference import DEFAULT_PROVIDERS, resolve_providers
 from edge.runtime.publisher import is_loopback
 from edge.runtime.settings import ConfigError, setting
 
@@ -66,6 +67,13 @@ class DaemonConfig:
         None, "directory of client public .key files allowed in", metavar="DIR"
     )
     model_complexity: int = setting(1, "MediaPipe Holistic complexity", choices=(0, 1, 2))
+    #: Checked against the installed onnxruntime at start; Jetson: CUDA or TensorRT with onnxruntime-gpu.
+    execution_providers: tuple[str, ...] = setting(
+        DEFAULT_PROVIDERS,
+        "ONNX Runtime execution providers, in order of preference (e.g. CUDA,CPU); "
+        "'slr-edge check-model' measures each available one",
+        metavar="LIST",
+    )
 
     def validated(self) -> DaemonConfig:
         """Return a copy with choices normalised (``debug`` → ``DEBUG``), or raise :class:`ConfigError`."""
@@ -79,7 +87,7 @@ class DaemonConfig:
         check_endpoint(checked.endpoint, allow_remote=checked.allow_remote)
         if (checked.curve_secret_key is None) != (checked.curve_authorized_dir is None):
             raise ConfigError("curve_secret_key and curve_authorized_dir must be given together")
-        return checked
+        return replace(checked, execution_providers=resolve_providers(checked.execution_providers))
 
 
 def check_endpoint(endpoint: str, *, allow_remote: bool) -> None:

@@ -47,7 +47,7 @@ from edge.runtime.config import ConfigError, DaemonConfig
 from edge.runtime.decisions import IdleTracker
 from edge.runtime.holistic import Extractor
 from edge.runtime.inference import EdgeModel, load_model
-from edge.runtime.inference_worker import InferenceWorker, WindowJob, percentile
+from edge.runtime.inference_worker import InferenceWorker, WindowJob
 from edge.runtime.preview import PreviewWorker
 from edge.runtime.publisher import MessageSink
 from edge.runtime.ring_buffer import KeypointRingBuffer
@@ -97,6 +97,11 @@ class _Rate:
             self.value = (count - self._count) / (now - self._at)
             self._count, self._at = count, now
         return self.value
+
+
+def _ms(value: float | None) -> float | None:
+    """A millisecond figure as published: 3 decimals, None stays None."""
+    return None if value is None else round(value, 3)
 
 
 class Daemon:
@@ -155,13 +160,14 @@ class Daemon:
             extraction_fps = self._extract_rate.update(self.extracted)
         p50 = self.worker.p50_ms
         last = self._last_frame_at
+        latency_p50, latency_p95 = self.worker.latency_percentiles()
         return Status(
             camera=self.capture.state,
             source=str(self.config.source),
             capture_fps=round(max(0.0, capture_fps), 3),
             extraction_fps=round(max(0.0, extraction_fps), 3),
             dropped_frames=self.box.dropped,
-            inference_p50_ms=None if p50 is None else round(p50, 3),
+            inference_p50_ms=_ms(p50),
             buffer_fill=self.buffer.fill,
             idle=self.idle.idle,
             model=ModelInfo(self.model.name, self.model.sha256),
@@ -174,6 +180,8 @@ class Daemon:
                 frames=self.capture.bad_frames,
             ),
             last_frame_age_s=None if last is None else round(max(0.0, time.monotonic() - last), 3),
+            latency_p50_ms=_ms(latency_p50),
+            latency_p95_ms=_ms(latency_p95),
         )
 
     def publish_status(self) -> None:
@@ -237,7 +245,7 @@ class Daemon:
             self.extraction_errors += 1
             self._throttled(logging.WARNING, "extract", "extraction failed on frame %d: %s", frame.index, exc)
             return
-        self.buffer.append(kp, frame.timestamp)
+        self.buffer.append(kp, frame.timestamp, frame.captured_at)
         self.preview.offer(frame.rgb, kp, frame.timestamp)
         self.extracted += 1
         if self._first_frame_at is None:
@@ -248,14 +256,14 @@ class Daemon:
         if not self._ready_sent:
             self._send_ready()
         if self.extracted % self.config.stride == 0:
-            self._offer_window(item.available_at)
+            self._offer_window()
 
-    def _offer_window(self, available_at: float) -> bool:
+    def _offer_window(self) -> bool:
         if self.idle.idle or self.buffer.hand_frames == 0:
             self.worker.reset_decisions()
             return False
         raw, ts = self.buffer.window()
-        self.worker.submit(WindowJob(raw, ts, available_at))
+        self.worker.submit(WindowJob(raw, ts, self.buffer.newest_captured_at))
         return True
 
     def _finish_file(self) -> bool:
@@ -266,7 +274,7 @@ class Daemon:
             log.error("capture ended unexpectedly (camera %s)", self.capture.state)
             return False
         if self.extracted % self.config.stride and self._last_frame_at is not None:
-            self._offer_window(time.time())
+            self._offer_window()
         if not self.worker.drain(DRAIN_TIMEOUT_S):
             log.warning("last window still running after %.0f s; exiting anyway", DRAIN_TIMEOUT_S)
         log.info(
@@ -304,11 +312,10 @@ class Daemon:
             else 0.0
         )
         fps = (self.extracted - 1) / elapsed if elapsed > 0 else 0.0
-        lat = self.worker.publish_latency_ms
-        p50, p95 = percentile(lat, 50), percentile(lat, 95)
+        p50, p95 = self.worker.latency_percentiles()
         log.info(
             "summary: frames=%d extraction_fps=%.2f windows=%d skipped=%d signs=%d dropped=%d "
-            "errors(extraction=%d inference=%d frames=%d) publish_latency_ms(p50=%s p95=%s)",
+            "errors(extraction=%d inference=%d frames=%d) latency_ms(p50=%s p95=%s)",
             self.extracted,
             fps,
             self.worker.completed,
@@ -330,14 +337,15 @@ def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) 
     :class:`edge.runtime.config.ConfigError` (endpoint) or ``ExtractorError`` with one-line messages;
     whatever was opened before the failure is closed again.
     """
-    model = load_model(config.model, threads=config.threads)
+    model = load_model(config.model, threads=config.threads, providers=config.execution_providers)
     log.info(
-        "model %s: %d classes, window %d, %.0f fps, sha256 %s",
+        "model %s: %d classes, window %d, %.0f fps, sha256 %s, providers %s",
         model.name,
         len(model.labels),
         model.window,
         model.fps,
         model.sha256[:12],
+        ",".join(model.info.providers),
     )
     source: VideoSource | None = None
     if is_live_spec(config.source):

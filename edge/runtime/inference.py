@@ -33,11 +33,55 @@ from edge.contract.model_contract import (
     OUTPUT_LOGITS,
     REQUIRED_METADATA,
 )
+from edge.runtime.settings import ConfigError
 from edge.util.files import file_sha256
 
 
 class ModelError(RuntimeError):
     """The model file cannot be used; the message is one line naming the file and the problem."""
+
+
+#: ONNX Runtime's own CPU engine: always installed, the default of every tool.
+CPU_PROVIDER = "CPUExecutionProvider"
+DEFAULT_PROVIDERS: tuple[str, ...] = (CPU_PROVIDER,)
+#: Listed as available by every onnxruntime wheel but runs nothing on the device (it calls remote
+#: endpoints; a model's nodes all fall back to CPU), so there is nothing to measure or choose.
+REMOTE_PROVIDERS = frozenset({"AzureExecutionProvider"})
+_PROVIDER_SUFFIX = "ExecutionProvider"
+
+
+def available_providers() -> list[str]:
+    """Execution providers the installed onnxruntime can run (``onnxruntime-gpu`` adds CUDA, TensorRT)."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def resolve_providers(requested: Sequence[str]) -> tuple[str, ...]:
+    """ONNX Runtime's names for ``requested``, in order; :class:`ConfigError` (one line) if one is missing.
+
+    Names are matched without regard to case, and the ``ExecutionProvider`` suffix may be left
+    out (``cuda`` → ``CUDAExecutionProvider``). ONNX Runtime itself would only warn and silently
+    run on the CPU, which on a Jetson looks like a working GPU setup that is 10x too slow.
+    """
+    if not requested:
+        raise ConfigError(f"execution_providers must name at least one provider (e.g. {CPU_PROVIDER})")
+    available = available_providers()
+    by_key = {name.lower(): name for name in available}
+    by_key.update({name.lower().removesuffix(_PROVIDER_SUFFIX.lower()): name for name in available})
+    resolved = []
+    for name in requested:
+        match = by_key.get(name.strip().lower())
+        if match is None:
+            import onnxruntime as ort
+
+            raise ConfigError(
+                f"execution provider {name!r} is not available in onnxruntime {ort.__version__}; "
+                f"available: {', '.join(available)} (CUDA/TensorRT need the onnxruntime-gpu package)"
+            )
+        if match not in resolved:
+            resolved.append(match)
+    return tuple(resolved)
 
 
 @dataclass(frozen=True)
@@ -53,6 +97,8 @@ class EdgeModelInfo:
     fps: float
     layout: str
     metadata: dict[str, str]
+    #: Execution providers the session actually uses, in order of preference.
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS
 
 
 class OrtSession(Protocol):
@@ -151,8 +197,13 @@ def _parse_metadata(path: Path, meta: dict[str, str]) -> tuple[tuple[str, ...], 
     return tuple(labels), window, fps, meta[META_LAYOUT]
 
 
-def create_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
-    """The CPU session every tool uses (daemon, export verification, benchmarks).
+def create_session(
+    path: str | Path, threads: int = 1, providers: Sequence[str] = DEFAULT_PROVIDERS
+) -> ort.InferenceSession:
+    """The session every tool uses (daemon, export verification, benchmarks); CPU unless told otherwise.
+
+    ``providers`` are ONNX Runtime's names in order of preference (see :func:`resolve_providers`);
+    nodes a provider cannot run fall back to the CPU.
 
     Full graph optimisation; thread spinning off, because idle ORT workers that busy-wait after
     each run steal the cores MediaPipe needs (measured on the 2-core box, full-size model:
@@ -167,11 +218,14 @@ def create_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # ORT's own warnings would bypass our logging
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
 
 
-def load_model(path: str | Path, threads: int = 1) -> EdgeModel:
-    """Open and validate ``path``; raise :class:`ModelError` with a one-line reason if it is unusable."""
+def load_model(path: str | Path, threads: int = 1, providers: Sequence[str] = DEFAULT_PROVIDERS) -> EdgeModel:
+    """Open and validate ``path``; raise :class:`ModelError` with a one-line reason if it is unusable.
+
+    ``providers`` must already be valid names (:func:`resolve_providers`; the daemon's config does it).
+    """
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model file {path} does not exist")
@@ -183,7 +237,7 @@ def load_model(path: str | Path, threads: int = 1) -> EdgeModel:
         raise ModelError(f"model file {path} cannot be read: {exc.strerror or exc}") from None
 
     try:
-        session = create_session(path, threads)
+        session = create_session(path, threads, providers)
     except Exception as exc:  # ORT raises several types (Fail, InvalidProtobuf, ...) for bad files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
@@ -222,6 +276,7 @@ def load_model(path: str | Path, threads: int = 1) -> EdgeModel:
         fps=fps,
         layout=layout,
         metadata=meta,
+        providers=tuple(session.get_providers()),
     )
     model = EdgeModel(session, info)
     try:

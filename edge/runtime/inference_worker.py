@@ -4,6 +4,12 @@ A one-slot queue: if the worker is still busy when a new window comes, the newer
 the pending one (counted as skipped), so inference can never stall capture or extraction. Each
 window goes through :func:`edge.runtime.classify.classify_window`, the same path ``slr-predict``
 takes, and its top class feeds :class:`edge.runtime.decisions.SignDecider`.
+
+Every ``prediction`` and ``sign`` carries ``latency_ms``: wall time from the moment the window's
+newest frame was read from the source (:attr:`edge.runtime.sources.Frame.captured_at`, carried
+through extraction and the ring buffer in :class:`WindowJob`) to the moment the message is handed
+to ZeroMQ. It includes waiting in the capture box, extraction, waiting for this thread, resampling,
+preprocessing and the model, so it is what a subscriber actually experiences (plus transport).
 """
 
 from __future__ import annotations
@@ -33,11 +39,12 @@ INFERENCE_NICENESS = 5
 
 @dataclass(frozen=True)
 class WindowJob:
-    """A copy of the buffer handed to inference, plus when its newest frame reached extraction."""
+    """A copy of the buffer handed to inference, plus when its newest frame was read from the source."""
 
     raw: np.ndarray
     ts: np.ndarray
-    available_at: float
+    #: Wall-clock ``time.time()`` of the newest frame's capture (the start of ``latency_ms``).
+    captured_at: float
 
 
 def _lower_priority(niceness: int) -> None:
@@ -54,8 +61,17 @@ def _lower_priority(niceness: int) -> None:
 
 
 def percentile(values: deque[float], q: float) -> float | None:
-    """The ``q``-th percentile of ``values``, or None when there are none yet."""
-    return float(np.percentile(np.fromiter(values, float), q)) if values else None
+    """The ``q``-th percentile of ``values``, or None when there are none yet.
+
+    ``list(deque)`` is one atomic copy, so another thread appending meanwhile is harmless.
+    """
+    snapshot = list(values)
+    return float(np.percentile(np.asarray(snapshot, dtype=float), q)) if snapshot else None
+
+
+def latency_ms_since(captured_at: float) -> float:
+    """Milliseconds from ``captured_at`` (wall clock) to now, as published (3 decimals, never negative)."""
+    return round(max(0.0, (time.time() - captured_at) * 1000.0), 3)
 
 
 class InferenceWorker(threading.Thread):
@@ -72,8 +88,8 @@ class InferenceWorker(threading.Thread):
         self.completed = 0
         self.signs = 0
         self.inference_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
-        #: Wall time from the window's newest frame reaching extraction to its prediction being sent.
-        self.publish_latency_ms: deque[float] = deque(maxlen=10_000)
+        #: ``latency_ms`` of the last predictions (capture of the newest frame → handed to ZeroMQ).
+        self.latency_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self._cond = threading.Condition()
         self._pending: WindowJob | None = None
         self._busy = False
@@ -109,7 +125,12 @@ class InferenceWorker(threading.Thread):
 
     @property
     def p50_ms(self) -> float | None:
+        """Median time in the model over the last :data:`LATENCY_SAMPLES` windows."""
         return percentile(self.inference_ms, 50)
+
+    def latency_percentiles(self) -> tuple[float | None, float | None]:
+        """p50 and p95 of ``latency_ms`` over the last :data:`LATENCY_SAMPLES` predictions."""
+        return percentile(self.latency_ms, 50), percentile(self.latency_ms, 95)
 
     def run(self) -> None:
         _lower_priority(INFERENCE_NICENESS)
@@ -149,9 +170,10 @@ class InferenceWorker(threading.Thread):
             inference_ms=round(result.inference_ms, 3),
             resampled=result.resampled,
             model=self.model.name,
+            latency_ms=latency_ms_since(job.captured_at),
         )
         self.publisher.send(prediction)
-        self.publish_latency_ms.append((time.time() - job.available_at) * 1000.0)
+        self.latency_ms.append(prediction.latency_ms)
         self.inference_ms.append(result.inference_ms)
         self.completed += 1
         decision = self.decider.update(result.best, result.window_start, result.window_end)
@@ -166,5 +188,6 @@ class InferenceWorker(threading.Thread):
                     windows=decision.windows,
                     window_start=round(decision.window_start, 4),
                     window_end=round(decision.window_end, 4),
+                    latency_ms=latency_ms_since(job.captured_at),
                 )
             )

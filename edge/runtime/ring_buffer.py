@@ -8,6 +8,8 @@ window hold hands?" is a constant-time question asked on every stride.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from edge.contract.layout import NUM_COORDS, NUM_LANDMARKS, has_hands
@@ -26,6 +28,7 @@ class KeypointRingBuffer:
         self._next = 0  # slot the next append writes
         self._fill = 0
         self._hand_frames = 0
+        self._newest_captured_at = 0.0
 
     @property
     def fill(self) -> int:
@@ -42,8 +45,20 @@ class KeypointRingBuffer:
         """Whether the most recently appended frame has hands (False when empty)."""
         return self._fill > 0 and bool(self._hands[(self._next - 1) % self.capacity])
 
-    def append(self, kp: np.ndarray, ts: float) -> None:
-        """Store one frame (overwriting the oldest when full); ``kp`` must be ``[543, 3]``."""
+    @property
+    def newest_captured_at(self) -> float:
+        """Wall-clock time the newest frame was read from its source (0.0 when empty).
+
+        A window's latency runs from here to its prediction being handed to ZeroMQ.
+        """
+        return self._newest_captured_at
+
+    def append(self, kp: np.ndarray, ts: float, captured_at: float | None = None) -> None:
+        """Store one frame (overwriting the oldest when full); ``kp`` must be ``[543, 3]``.
+
+        ``ts`` is the frame's timestamp on the source's clock; ``captured_at`` the wall-clock time
+        it was read from the source (default: now).
+        """
         if kp.shape != (NUM_LANDMARKS, NUM_COORDS):
             raise ValueError(
                 f"expected a keypoint frame of shape ({NUM_LANDMARKS}, {NUM_COORDS}), got {kp.shape}"
@@ -58,6 +73,7 @@ class KeypointRingBuffer:
         self._hand_frames += int(hands)
         self._next = (slot + 1) % self.capacity
         self._fill = min(self._fill + 1, self.capacity)
+        self._newest_captured_at = time.time() if captured_at is None else captured_at
 
     def window(self, last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the held frames (or only the ``last`` n) oldest first: ``(raw [N,543,3], ts [N])``."""
@@ -73,3 +89,4 @@ class KeypointRingBuffer:
         self._kp.fill(np.nan)
         self._hands.fill(False)
         self._next = self._fill = self._hand_frames = 0
+        self._newest_captured_at = 0.0

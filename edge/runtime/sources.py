@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -45,6 +45,9 @@ class Frame:
     #: Live sources: ``time.time()`` at grab.
     timestamp: float
     index: int  #: 0-based frame counter of this source (keeps counting across loops)
+    #: Wall-clock ``time.time()`` when the frame was read from its source (files included): the
+    #: start of the latency every ``prediction`` and ``sign`` reports.
+    captured_at: float = field(default_factory=time.time)
 
 
 class SourceError(Exception):
@@ -141,7 +144,7 @@ class VideoSource:
             if ts <= self._last_ts:  # containers with missing/odd pts: never let time go backwards
                 ts = self._last_ts + self._period
         self._last_ts = ts
-        frame = Frame(rgb=rgb, timestamp=ts, index=self._index)
+        frame = Frame(rgb=rgb, timestamp=ts, index=self._index, captured_at=grabbed_at)
         self._index += 1
         return frame
 
