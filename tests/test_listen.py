@@ -45,6 +45,7 @@ SIGN = SignEvent(label="спасибо", index=3, prob=0.93, windows=3, window_s
 STATUS = Status(
     camera="lost",
     source="/dev/video0",
+    encrypted=False,
     capture_fps=0.0,
     extraction_fps=0.0,
     dropped_frames=4,

@@ -53,6 +53,7 @@ def make_status() -> Status:
     return Status(
         camera="ok",
         source="/dev/video0",
+        encrypted=False,
         capture_fps=30.0,
         extraction_fps=28.4,
         dropped_frames=12,
