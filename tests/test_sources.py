@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -264,36 +263,6 @@ def test_check_source_path_wants_regular_files_and_character_devices(tmp_path: P
         check_source_path(tmp_path)
     with pytest.raises(SourceError, match="device /dev/video96 not found"):
         check_source_path("96")
-
-
-@pytest.fixture
-def silent_peer() -> Iterator[int]:
-    """A TCP server on 127.0.0.1 that accepts connections and never sends a byte."""
-    import socket
-    import threading
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join(5)
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 def test_stream_peer_that_never_answers_times_out_without_leaking_password(silent_peer: int) -> None:
