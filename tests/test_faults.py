@@ -366,3 +366,15 @@ def test_nan_model_and_fifo_source_are_refused_at_start(
                 proc.kill()
         errors = [ln for ln in log.read_text().splitlines() if ln.startswith("slr-edge: error:")]
         assert code == 2 and len(errors) == 1 and expected in errors[0], log.read_text()
+
+
+def test_plaintext_network_endpoint_is_warned_about_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    from edge.runtime.daemon import warn_if_plaintext
+
+    assert warn_if_plaintext("tcp://0.0.0.0:5556", encrypted=False) is True
+    assert "NOT encrypted" in caplog.text
+    caplog.clear()
+    assert warn_if_plaintext("tcp://0.0.0.0:5556", encrypted=True) is False
+    assert warn_if_plaintext("tcp://127.0.0.1:5556", encrypted=False) is False
+    assert warn_if_plaintext("ipc:///run/slovo-edge/pub.sock", encrypted=False) is False
+    assert caplog.text == ""

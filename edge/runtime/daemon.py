@@ -403,13 +403,20 @@ def _open_publisher(config: DaemonConfig) -> MessageSink:
         raise ConfigError(str(exc)) from None
     except zmq.ZMQError as exc:
         raise ConfigError(f"cannot bind {config.endpoint}: {exc}") from None
-    if not publisher.encrypted and not is_loopback(publisher.endpoint):
-        log.warning(
-            "endpoint %s is reachable from the network and NOT encrypted: anyone who can connect "
-            "receives every recognition; configure CURVE (curve_secret_key, curve_authorized_dir)",
-            publisher.endpoint,
-        )
+    warn_if_plaintext(publisher.endpoint, encrypted=publisher.encrypted)
     return publisher
+
+
+def warn_if_plaintext(endpoint: str, *, encrypted: bool) -> bool:
+    """Log a loud warning if ``endpoint`` is reachable from the network without CURVE; True if so."""
+    if encrypted or is_loopback(endpoint):
+        return False
+    log.warning(
+        "endpoint %s is reachable from the network and NOT encrypted: anyone who can connect "
+        "receives every recognition; configure CURVE (curve_secret_key, curve_authorized_dir)",
+        endpoint,
+    )
+    return True
 
 
 class StartupInterrupted(BaseException):
