@@ -356,8 +356,13 @@ def test_nan_model_and_fifo_source_are_refused_at_start(
     onnx.save(proto, str(nan_model))
     fifo = tmp_path / "camera.mp4"
     os.mkfifo(fifo)
-    for model, source, expected in ((nan_model, sample_video, "non-finite"), (model_path, fifo, "is a FIFO")):
-        log = tmp_path / f"{expected}.log"
+    cases = (
+        (nan_model, sample_video, "non-finite"),
+        (model_path, fifo, "is a FIFO"),
+        (model_path, "/dev/shm", "not a capture device"),  # a /dev path that will never be a camera
+    )
+    for model, source, expected in cases:
+        log = tmp_path / f"{expected.replace(' ', '_')}.log"
         proc = start_daemon(daemon_args(model, str(source), free_endpoint()), log)
         try:
             code = proc.wait(timeout=HANG_GUARD_S)

@@ -370,7 +370,7 @@ def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) 
     kind = source_kind(config.source)
     if kind == "file":
         source = open_source(config.source, loop=config.loop)  # a missing/corrupt file is fatal
-    elif kind == "camera" and os.path.lexists(camera_path(config.source)):
+    elif kind == "camera" and os.path.exists(camera_path(config.source)):
         check_source_path(config.source)  # a FIFO or regular file at /dev/... won't become a camera
     # A live source is first opened by the capture thread, after the socket is bound.
     extractor = None
