@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +74,33 @@ def tiny_onnx_path(
     out = tmp_path_factory.mktemp("tiny_onnx") / "tiny.onnx"
     export_checkpoint(tiny_checkpoint_path, out, labels=tiny_labels_file, latency_runs=0)
     return out
+
+
+@pytest.fixture
+def silent_peer() -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that accepts connections and never sends a byte."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    server.close()

@@ -49,6 +49,7 @@ SIGN = SignEvent(
 STATUS = Status(
     camera="lost",
     source="/dev/video0",
+    encrypted=False,
     capture_fps=0.0,
     extraction_fps=0.0,
     dropped_frames=4,
@@ -289,6 +290,7 @@ def test_confidence_colours(prob: float, style: str) -> None:
 def test_curve_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     server_public, server_secret = zmq.auth.create_certificates(tmp_path, "server")
     _, client_secret = zmq.auth.create_certificates(tmp_path, "client")
+    Path(server_secret).chmod(0o600)  # the publisher refuses a secret key other users can read
     with Publisher("tcp://127.0.0.1:0", curve_secret_key=server_secret) as pub, Feeder(pub):
         code = main(
             [

@@ -57,6 +57,7 @@ def make_status() -> Status:
     return Status(
         camera="ok",
         source="/dev/video0",
+        encrypted=False,
         capture_fps=30.0,
         extraction_fps=28.4,
         dropped_frames=12,
@@ -114,7 +115,7 @@ def test_builder_fields_are_exactly_the_schema_fields(topic: str) -> None:
 ADDED_WITHIN_V1 = {
     "prediction": {"latency_ms"},
     "sign": {"latency_ms"},
-    "status": {"last_frame_age_s", "latency_p50_ms", "latency_p95_ms"},
+    "status": {"encrypted", "last_frame_age_s", "latency_p50_ms", "latency_p95_ms"},
     "preview": set(),
 }
 

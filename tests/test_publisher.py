@@ -186,6 +186,7 @@ def certs(tmp_path: Path) -> dict[str, Path]:
         public, secret = zmq.auth.create_certificates(keys, name)
         paths[name] = Path(public)
         paths[f"{name}_secret"] = Path(secret)
+        Path(secret).chmod(0o600)  # as the docs ask; the publisher refuses a world-readable one
     (authorized / "client.key").write_bytes(paths["client"].read_bytes())
     paths["authorized"] = authorized
     return paths
@@ -258,3 +259,77 @@ def test_key_file_errors_are_one_clear_line(certs: dict[str, Path], tmp_path: Pa
         Subscriber("tcp://127.0.0.1:1", curve_server_key=certs["server"])
     with pytest.raises(KeyFileError, match="no secret-key"):
         Subscriber("tcp://127.0.0.1:1", curve_server_key=certs["server"], curve_client_key=certs["client"])
+
+
+def test_seq_is_not_consumed_by_a_message_that_fails_to_encode(publisher: Publisher) -> None:
+    with Subscriber(publisher.endpoint, ["status"]) as sub:
+        wait_connected(publisher, sub, topic="status")
+        publisher.publish("status", {"n": 1})
+        with pytest.raises(ProtocolError):
+            publisher.publish("status", {"bad": float("nan")})
+        publisher.publish("status", {"n": 2})
+        seqs = []
+        while (message := sub.recv(timeout_s=2)) is not None and len(seqs) < 2:
+            if "n" in message[1]:
+                seqs.append(message[1]["seq"])
+    assert len(seqs) == 2 and seqs[1] == seqs[0] + 1  # no gap where the bad message was
+
+
+def test_ipv6_loopback_endpoint_binds_and_delivers() -> None:
+    with Publisher("tcp://[::1]:0") as pub, Subscriber(pub.endpoint, ["sign"]) as sub:
+        assert pub.endpoint.startswith("tcp://[::1]:")
+        assert wait_connected(pub, sub)["topic"] == "sign"
+
+
+def test_ipc_endpoint_of_a_live_publisher_is_refused_and_a_stale_one_reused(tmp_path: Path) -> None:
+    import socket
+
+    endpoint = f"ipc://{tmp_path / 'pub.sock'}"
+    with Publisher(endpoint) as first, Subscriber(endpoint, ["sign"]) as sub:
+        with pytest.raises(zmq.ZMQError, match="in use"):
+            Publisher(endpoint)
+        assert wait_connected(first, sub)["topic"] == "sign"  # the first one was not taken over
+    # A socket file left by a dead process (nobody listens): reused.
+    stale = tmp_path / "stale.sock"
+    orphan = socket.socket(socket.AF_UNIX)
+    orphan.bind(str(stale))
+    orphan.close()
+    assert stale.exists()
+    with Publisher(f"ipc://{stale}") as pub, Subscriber(f"ipc://{stale}", ["sign"]) as sub:
+        assert wait_connected(pub, sub)["topic"] == "sign"
+    # A path that is not a socket is never replaced.
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    with pytest.raises(zmq.ZMQError, match="not a socket"):
+        Publisher(f"ipc://{precious}")
+    assert precious.read_text() == "keep me"
+
+
+def curve_args(certs: dict[str, Path]) -> dict[str, Path]:
+    return {"curve_secret_key": certs["server_secret"], "curve_authorized_dir": certs["authorized"]}
+
+
+def test_bad_authorized_client_key_is_named_not_silently_locking_everyone_out(
+    certs: dict[str, Path],
+) -> None:
+    broken = certs["authorized"] / "broken.key"
+    for content in ("garbage without keys\n", 'curve\n    public-key = "tooshort"\n'):
+        broken.write_text(content)
+        with pytest.raises(KeyFileError, match=r"broken\.key") as info:
+            Publisher(ANY_PORT, **curve_args(certs))
+        assert "\n" not in str(info.value)
+    broken.unlink()
+
+
+def test_world_readable_server_secret_key_is_refused(certs: dict[str, Path]) -> None:
+    certs["server_secret"].chmod(0o644)
+    try:
+        with pytest.raises(KeyFileError, match="readable by other users"):
+            Publisher(ANY_PORT, **curve_args(certs))
+        certs["server_secret"].chmod(0o640)  # a group the daemon is in may read it
+        with Publisher(ANY_PORT, **curve_args(certs)) as pub:
+            assert pub.encrypted is True
+    finally:
+        certs["server_secret"].chmod(0o600)
+    with Publisher(ANY_PORT) as plain:
+        assert plain.encrypted is False

@@ -9,6 +9,7 @@ someone reading ``journalctl`` on a kiosk.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -263,18 +264,23 @@ def _main(argv: list[str] | None) -> int:
     try:
         return args.handler(args)
     except expected as exc:
-        print(f"slr-edge: error: {exc}", file=sys.stderr)
+        _report(f"slr-edge: error: {exc}")
         return EXIT_USAGE
     except BrokenPipeError:
         raise  # the reader went away: the scaffold ends quietly
     except Exception as exc:
         logging.getLogger("edge").debug("unexpected error", exc_info=True)
-        print(
+        _report(
             f"slr-edge: unexpected error: {type(exc).__name__}: {exc} "
-            "(rerun with --log-level DEBUG for details)",
-            file=sys.stderr,
+            "(rerun with --log-level DEBUG for details)"
         )
         return EXIT_FAILURE
+
+
+def _report(line: str) -> None:
+    """One line on stderr; if stderr cannot be written (a full disk), the exit code still tells."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

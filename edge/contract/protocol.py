@@ -127,6 +127,7 @@ class Status:
 
     camera: CameraState
     source: str
+    encrypted: bool
     capture_fps: float
     extraction_fps: float
     dropped_frames: int

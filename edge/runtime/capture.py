@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.contract.protocol import CameraState
-from edge.runtime.sources import Frame, SourceError, VideoSource, open_source
+from edge.runtime.sources import Frame, SourceError, VideoSource, open_source, redact
 from edge.util.logs import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ class CaptureThread(threading.Thread):
     ) -> None:
         super().__init__(name="capture", daemon=True)
         self.spec = spec
+        self.shown = redact(spec)  # what logs say: never a camera password
         self.box = box
         self.loop = loop
         self._opener = opener
@@ -122,6 +123,7 @@ class CaptureThread(threading.Thread):
         self.captured = 0
         self.bad_frames = 0
         self.connection = 1 if source is not None else 0
+        self.failed_opens = 0  # attempts that failed (so far, or since the last loss)
         self.fps: float | None = source.fps if source is not None else None
 
     def stop(self) -> None:
@@ -142,7 +144,7 @@ class CaptureThread(threading.Thread):
                 if not self._read_one():
                     break
         except Exception as exc:  # never let the thread die silently; the daemon sees state "lost"
-            log.error("capture thread failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            log.error("capture thread failed: %s", redact(str(exc)), exc_info=log.isEnabledFor(logging.DEBUG))
             self.state = "lost"
         finally:
             self._close_source()
@@ -152,11 +154,13 @@ class CaptureThread(threading.Thread):
         try:
             self._source = self._opener(self.spec, loop=self.loop)
         except SourceError as exc:
+            self.failed_opens += 1
             self._throttled(logging.WARNING, "open", "%s; retrying", exc)
             return False
+        self.failed_opens = 0
         self.fps = self._source.fps
         self.connection += 1
-        log.info("source %s %s", self.spec, "reconnected" if self.connection > 1 else "opened")
+        log.info("source %s %s", self.shown, "reconnected" if self.connection > 1 else "opened")
         self.state = "ok"
         return True
 
@@ -171,12 +175,12 @@ class CaptureThread(threading.Thread):
             self._close_source()
             return True
         if frame is None:
-            log.info("end of %s after %d frames", self.spec, self.captured)
+            log.info("end of %s after %d frames", self.shown, self.captured)
             self.state = "eof"
             return False
         if not _valid_rgb(frame.rgb):
             self.bad_frames += 1
-            self._throttled(logging.WARNING, "bad", "bad frame %d from %s skipped", frame.index, self.spec)
+            self._throttled(logging.WARNING, "bad", "bad frame %d from %s skipped", frame.index, self.shown)
             return True
         self.captured += 1
         return self.box.put(CapturedFrame(frame, self.connection))

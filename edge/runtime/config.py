@@ -25,6 +25,7 @@ from edge.runtime import settings
 from edge.runtime.inference import DEFAULT_PROVIDERS, resolve_providers
 from edge.runtime.publisher import is_loopback
 from edge.runtime.settings import ConfigError, setting
+from edge.runtime.sources import STREAM_OPEN_TIMEOUT_S, STREAM_READ_TIMEOUT_S
 
 __all__ = ["ENV_PREFIX", "LOG_LEVELS", "ConfigError", "DaemonConfig", "load_config"]
 
@@ -38,6 +39,23 @@ class DaemonConfig:
 
     model: str = setting("", "model exported by slr-export (required)", metavar="ONNX")
     source: str = setting("/dev/video0", "/dev/videoN, camera index, video file or rtsp/http URL")
+    #: A network camera that accepts and never answers, or freezes, must not stall start-up or stop.
+    open_timeout_s: float = setting(
+        STREAM_OPEN_TIMEOUT_S,
+        "seconds a network camera may take to connect",
+        gt=0.0,
+        le=60.0,
+        flag="--open-timeout",
+        metavar="S",
+    )
+    read_timeout_s: float = setting(
+        STREAM_READ_TIMEOUT_S,
+        "seconds without a frame before a network camera counts as lost",
+        gt=0.0,
+        le=60.0,
+        flag="--read-timeout",
+        metavar="S",
+    )
     endpoint: str = setting(
         "tcp://127.0.0.1:5556", "ZeroMQ PUB endpoint, tcp://HOST:PORT or ipc://PATH", metavar="ENDPOINT"
     )
@@ -86,7 +104,12 @@ class DaemonConfig:
         checked = settings.check(self)
         check_endpoint(checked.endpoint, allow_remote=checked.allow_remote)
         if (checked.curve_secret_key is None) != (checked.curve_authorized_dir is None):
-            raise ConfigError("curve_secret_key and curve_authorized_dir must be given together")
+            # Encryption without a client allow-list lets anyone who has the (public) server key
+            # subscribe: the daemon runs CURVE only with both (docs/PROTOCOL.md).
+            raise ConfigError(
+                "curve_secret_key and curve_authorized_dir must be given together "
+                "(CURVE runs with a client allow-list)"
+            )
         return replace(checked, execution_providers=resolve_providers(checked.execution_providers))
 
 

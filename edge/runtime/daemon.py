@@ -20,22 +20,32 @@ Publishing goes straight through :class:`edge.runtime.publisher.Publisher`, whic
 with a lock and never blocks (a stalled subscriber only loses its own messages).
 
 systemd (``Type=notify``): ``READY=1`` after the first frame is processed, or as soon as the
-pipeline is up and waiting for a camera that is not there yet (restarting cannot make a camera
-appear, and the unit must not fail its start timeout over it); ``WATCHDOG=1`` from the main loop
-only while frames are being extracted or the capture is legitimately waiting (connecting, lost,
-end of file), so a hung extraction or a camera that silently stops delivering gets restarted;
+pipeline is up and waiting for a camera that is not there yet (the first open failed: restarting
+cannot make a camera appear, and the unit must not fail its start timeout over it);
+``WATCHDOG=1`` from the main loop only while frames are being extracted or the capture is
+legitimately waiting (connecting, lost, end of file), so a hung extraction or a camera that
+silently stops delivering gets restarted;
 ``STATUS=`` mirrors each status message; ``STOPPING=1`` on shutdown.
 
 Failure policy: everything that can be checked before start (config, model, a file source,
 the endpoint) fails fast with a one-line error and exit code 2; everything that goes wrong while
 running (a bad frame, an extraction or inference error, a camera unplugged) is logged
 (rate-limited), counted in ``status`` and survived.
+
+Live sources are opened by the capture thread only, after the socket is bound: a network camera
+that never answers costs ``open_timeout_s`` per attempt there, while the daemon already publishes
+``status`` and answers signals. SIGTERM/SIGINT end the daemon with exit code 0 in every state,
+start-up included (the loading of the model and of MediaPipe is abandoned).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from types import FrameType
@@ -49,10 +59,18 @@ from edge.runtime.holistic import Extractor
 from edge.runtime.inference import EdgeModel, load_model
 from edge.runtime.inference_worker import InferenceWorker, WindowJob
 from edge.runtime.preview import PreviewWorker
-from edge.runtime.publisher import MessageSink
+from edge.runtime.publisher import MessageSink, is_loopback
 from edge.runtime.ring_buffer import KeypointRingBuffer
 from edge.runtime.sdnotify import SystemdNotifier
-from edge.runtime.sources import SourceError, VideoSource, is_live_spec, open_source
+from edge.runtime.sources import (
+    VideoSource,
+    camera_path,
+    check_source_path,
+    is_live_spec,
+    open_source,
+    redact,
+    source_kind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +141,10 @@ class Daemon:
         self.notifier = notifier or SystemdNotifier()
         self.live = is_live_spec(config.source)
         self.box = LatestFrameBox(drop_stale=self.live)
-        self.capture = CaptureThread(config.source, self.box, source=source, loop=config.loop)
+        opener = functools.partial(
+            open_source, open_timeout_s=config.open_timeout_s, read_timeout_s=config.read_timeout_s
+        )
+        self.capture = CaptureThread(config.source, self.box, source=source, loop=config.loop, opener=opener)
         self.worker = InferenceWorker(model, publisher, config)
         self.status_thread = StatusThread(self, config.status_interval_s)
         self.preview = PreviewWorker(publisher)  # camera preview, only while a client watches
@@ -161,19 +182,26 @@ class Daemon:
         p50 = self.worker.p50_ms
         last = self._last_frame_at
         latency_p50, latency_p95 = self.worker.latency_percentiles()
+        camera = self.capture.state
+        state, idle = self.state, self.idle.idle
+        if state != "stopping" and camera in ("connecting", "lost"):
+            # No frames: not "running". Never connected yet → still "starting"; lost → "idle":
+            # inference is paused and the buffer was cleared (see _forget_lost_scene).
+            state, idle = (state if camera == "connecting" else "idle"), True
         return Status(
-            camera=self.capture.state,
-            source=str(self.config.source),
+            camera=camera,
+            source=redact(self.config.source),
+            encrypted=bool(getattr(self.publisher, "encrypted", False)),
             capture_fps=round(max(0.0, capture_fps), 3),
             extraction_fps=round(max(0.0, extraction_fps), 3),
             dropped_frames=self.box.dropped,
             inference_p50_ms=_ms(p50),
             buffer_fill=self.buffer.fill,
-            idle=self.idle.idle,
+            idle=idle,
             model=ModelInfo(self.model.name, self.model.sha256),
             uptime_s=round(time.monotonic() - self.started_at, 3),
             version=__version__,
-            state=self.state,
+            state=state,
             errors=ErrorCounters(
                 extraction=self.extraction_errors,
                 inference=self.worker.errors,
@@ -214,7 +242,9 @@ class Daemon:
                     if not self._finish_file():
                         code = 1  # the capture thread died: let the supervisor restart us
                     break
-                if not self._ready_sent and self.capture.state in ("connecting", "lost"):
+                if self.capture.state == "lost" and self.buffer.fill:
+                    self._forget_lost_scene()
+                if not self._ready_sent and (self.capture.state == "lost" or self.capture.failed_opens):
                     # Up and waiting for a camera: tell systemd we started (it can't help by restarting).
                     self._send_ready()
                 if watchdog is not None and time.monotonic() - last_ping >= watchdog / 2:
@@ -225,6 +255,12 @@ class Daemon:
         finally:
             self._shutdown()
         return code
+
+    def _forget_lost_scene(self) -> None:
+        """The camera is gone: its buffered frames are history, not a window to infer on."""
+        self.buffer.clear()
+        self.extractor.reset()
+        self.worker.reset_decisions()
 
     def _send_ready(self) -> None:
         self._ready_sent = True
@@ -348,13 +384,12 @@ def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) 
         ",".join(model.info.providers),
     )
     source: VideoSource | None = None
-    if is_live_spec(config.source):
-        try:
-            source = open_source(config.source)
-        except SourceError as exc:
-            log.warning("%s; will keep retrying", exc)
-    else:
+    kind = source_kind(config.source)
+    if kind == "file":
         source = open_source(config.source, loop=config.loop)  # a missing/corrupt file is fatal
+    elif kind == "camera" and os.path.exists(camera_path(config.source)):
+        check_source_path(config.source)  # a FIFO or regular file at /dev/... won't become a camera
+    # A live source is first opened by the capture thread, after the socket is bound.
     extractor = None
     try:
         from edge.runtime.holistic import HolisticExtractor
@@ -376,7 +411,7 @@ def _open_publisher(config: DaemonConfig) -> MessageSink:
     from edge.runtime.publisher import KeyFileError, Publisher
 
     try:
-        return Publisher(
+        publisher = Publisher(
             config.endpoint,
             curve_secret_key=config.curve_secret_key,
             curve_authorized_dir=config.curve_authorized_dir,
@@ -385,18 +420,69 @@ def _open_publisher(config: DaemonConfig) -> MessageSink:
         raise ConfigError(str(exc)) from None
     except zmq.ZMQError as exc:
         raise ConfigError(f"cannot bind {config.endpoint}: {exc}") from None
+    warn_if_plaintext(publisher.endpoint, encrypted=publisher.encrypted)
+    return publisher
+
+
+def warn_if_plaintext(endpoint: str, *, encrypted: bool) -> bool:
+    """Log a loud warning if ``endpoint`` is reachable from the network without CURVE; True if so."""
+    if encrypted or is_loopback(endpoint):
+        return False
+    log.warning(
+        "endpoint %s is reachable from the network and NOT encrypted: anyone who can connect "
+        "receives every recognition; configure CURVE (curve_secret_key, curve_authorized_dir)",
+        endpoint,
+    )
+    return True
+
+
+class StartupInterrupted(BaseException):
+    """SIGTERM/SIGINT arrived while the daemon was still being built (BaseException: nothing catches it)."""
 
 
 def run_daemon(config: DaemonConfig) -> int:
-    """Build the daemon, install SIGTERM/SIGINT handlers and run it; returns the exit code."""
-    daemon = build_daemon(config)
+    """Build the daemon and run it, SIGTERM/SIGINT handled from the first moment; returns the exit code.
+
+    A signal during start-up abandons it (whatever was opened is closed) and exits 0, like a
+    signal later on: stopping is what was asked for.
+    """
+    built: list[Daemon] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        daemon.request_stop(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if built:
+            built[0].request_stop(name)
+        else:
+            raise StartupInterrupted(name)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return daemon.run()
+        try:
+            built.append(build_daemon(config))
+        except StartupInterrupted as stop:
+            log.info("stopped during start-up (%s)", stop)
+            return 0
+        code = built[0].run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if built[0].capture.is_alive():
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process without interpreter teardown; for a capture thread stuck in OpenCV.
+
+    A thread blocked inside a camera open or read (a network camera that went silent; bounded by
+    ``open_timeout_s``/``read_timeout_s``) cannot be interrupted from Python. Tearing the
+    interpreter down under it runs FFmpeg's and OpenCV's destructors concurrently with that call,
+    which aborted the process (SIGABRT) in the fault tests; waiting for it would break the 2 s
+    stop. Everything of ours is closed already, so flush the logs and leave.
+    """
+    log.debug("capture thread still inside OpenCV; exiting without interpreter teardown")
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a full disk or closed stream: nothing to save
+            stream.flush()
+    os._exit(code)

@@ -13,12 +13,23 @@ subscriber would starve every other one, so it is deliberately not used.)
 Optional CURVE encryption/authentication: the publisher loads a server secret key file and, when
 given a directory of client public keys, accepts only those clients (ZAP via
 ``zmq.auth.thread.ThreadAuthenticator``). Key files are the ``zmq.auth.create_certificates`` format.
+Every key file is checked before anything starts: one unparsable client key would otherwise make
+ZAP refuse every client while the daemon reports itself running with CURVE, and a server secret
+key that other users can read is no secret.
+
+An ``ipc://`` path that a live process is serving is refused (binding would silently take the
+socket file over and leave the other daemon running unreachable); the socket file of a dead one is
+reused. ``tcp://[::1]:PORT`` binds with ZeroMQ's IPv6 option.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
+import os
+import socket
+import stat
 import threading
 import time
 from collections import Counter
@@ -31,6 +42,7 @@ from urllib.parse import urlsplit
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from edge.contract.protocol import TOPICS, Message, check_topic, decode, encode, envelope
 from edge.runtime.subscriptions import SubscriptionRouter
@@ -68,6 +80,16 @@ def is_loopback(endpoint: str) -> bool:
         return False
 
 
+def _is_z85_key(key: bytes | None) -> bool:
+    """A CURVE key as certificate files hold it: 40 Z85 characters (32 bytes)."""
+    if key is None or len(key) != 40:
+        return False
+    try:
+        return len(z85.decode(key)) == 32
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
 def _load_key(path: Path | str, *, secret: bool, role: str) -> tuple[bytes, bytes | None]:
     path = Path(path)
     if not path.is_file():
@@ -75,24 +97,88 @@ def _load_key(path: Path | str, *, secret: bool, role: str) -> tuple[bytes, byte
     try:
         public, secret_key = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
-        raise KeyFileError(f"{role} key file {path} is not a ZeroMQ certificate: {exc}") from exc
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise KeyFileError(f"{role} key file {path} is not a ZeroMQ certificate: {reason}") from None
     if not public:
         raise KeyFileError(f"{role} key file {path} has no public-key")
+    if not _is_z85_key(public):
+        raise KeyFileError(f"{role} key file {path}: public-key is not a 40-character Z85 CURVE key")
     if secret and not secret_key:
         raise KeyFileError(f"{role} key file {path} has no secret-key (use the .key_secret file)")
+    if secret and not _is_z85_key(secret_key):
+        raise KeyFileError(f"{role} key file {path}: secret-key is not a 40-character Z85 CURVE key")
     return public, secret_key
 
 
+def others_can_read(path: Path | str) -> bool:
+    """Whether users other than the owner and its group may read ``path`` (mode ``o+r``)."""
+    return bool(os.stat(path).st_mode & stat.S_IROTH)
+
+
 def _authorized_location(authorized_dir: Path | str | None) -> str:
-    """ZAP location for ``configure_curve``: a directory of client keys, or allow any client."""
+    """ZAP location for ``configure_curve``: a directory of client keys, or allow any client.
+
+    Each ``*.key`` file is parsed here, so a bad one is a one-line error naming it rather than a
+    ZAP handler that silently refuses every client.
+    """
     if authorized_dir is None:
         return zmq.auth.CURVE_ALLOW_ANY
     path = Path(authorized_dir)
     if not path.is_dir():
         raise KeyFileError(f"CURVE authorized clients directory not found: {path}")
-    if not any(path.glob("*.key")):
+    keys = sorted(path.glob("*.key"))
+    if not keys:
         raise KeyFileError(f"CURVE authorized clients directory has no *.key files: {path}")
+    for key in keys:
+        _load_key(key, secret=False, role="CURVE authorized client")
     return str(path)
+
+
+def _ipc_path(endpoint: str) -> str | None:
+    """The socket file of an ``ipc://`` endpoint; None for other transports and abstract names."""
+    if not endpoint.startswith("ipc://"):
+        return None
+    path = endpoint[len("ipc://") :]
+    return None if not path or path.startswith("@") or path == "*" else path
+
+
+def check_ipc_free(endpoint: str) -> None:
+    """Raise ``zmq.ZMQError(EADDRINUSE)`` if a live process serves ``endpoint``'s socket file.
+
+    ZeroMQ unlinks an existing ``ipc://`` path before binding, so without this check a second
+    daemon would take the endpoint over and leave the first one running, unreachable. A socket
+    file nobody listens on (a daemon killed with SIGKILL) is stale and may be reused; a path that
+    is not a socket at all is refused rather than deleted.
+    """
+    path = _ipc_path(endpoint)
+    if path is None:
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise zmq.ZMQError(exc.errno or errno.EACCES, f"{path}: {exc.strerror or exc}") from None
+    if not stat.S_ISSOCK(mode):
+        raise zmq.ZMQError(errno.EEXIST, f"{path} exists and is not a socket (refusing to replace it)")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return  # stale: its daemon is gone
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            return
+        raise zmq.ZMQError(errno.EADDRINUSE, f"{path} is in use ({exc.strerror or exc})") from None
+    finally:
+        probe.close()
+    raise zmq.ZMQError(errno.EADDRINUSE, f"{path} is in use by another running process")
+
+
+def _wants_ipv6(endpoint: str) -> bool:
+    """``tcp://[::1]:P`` and other IPv6 hosts need ZeroMQ's IPV6 option (off by default)."""
+    return endpoint.startswith("tcp://[")
 
 
 class MessageSink(Protocol):
@@ -118,8 +204,10 @@ class Publisher:
         clock: wall clock for ``ts``; injectable for tests.
 
     Raises:
-        KeyFileError: a CURVE key file or directory is missing or bad.
-        zmq.ZMQError: the endpoint cannot be bound (e.g. port in use).
+        KeyFileError: a CURVE key file or directory is missing or bad, or the server secret key
+            is readable by other users.
+        zmq.ZMQError: the endpoint cannot be bound (e.g. port in use, or an ``ipc://`` path a
+            running process serves).
     """
 
     def __init__(
@@ -149,7 +237,14 @@ class Publisher:
             if not zmq.has("curve"):
                 raise KeyFileError("this libzmq was built without CURVE support")
             keys = _load_key(curve_secret_key, secret=True, role="CURVE server secret")
+            if others_can_read(curve_secret_key):
+                raise KeyFileError(
+                    f"CURVE server secret key file {curve_secret_key} is readable by other users; "
+                    f"chmod 600 (or 640 for a group) it"
+                )
             location = _authorized_location(curve_authorized_dir)
+        #: True when CURVE encrypts this endpoint (reported in ``status``).
+        self.encrypted = keys is not None
         # A context of its own: ZAP (CURVE auth) is per context, and close() can terminate it.
         self._own_context = context is None
         self._context = context if context is not None else zmq.Context()
@@ -169,6 +264,9 @@ class Publisher:
                 self._socket.curve_server = True
             if endpoint.startswith("tcp://") and endpoint.endswith(":0"):
                 endpoint = endpoint[:-2] + ":*"
+            if _wants_ipv6(endpoint):
+                self._socket.setsockopt(zmq.IPV6, 1)
+            check_ipc_free(endpoint)
             self._socket.bind(endpoint)
             self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         except BaseException:
@@ -180,7 +278,8 @@ class Publisher:
         """Stamp ``payload`` with the envelope and send it without blocking.
 
         ``payload`` is a body dict or a :mod:`edge.contract.protocol` message dataclass. ``seq`` advances
-        even when the message is dropped, so subscribers see the gap.
+        even when the message is dropped, so subscribers see the gap; a message that cannot be
+        encoded raises before it takes a ``seq``, so it never looks like a lost one.
 
         Returns:
             True if ZeroMQ accepted it, False if it was dropped here (publisher closed, context
@@ -198,8 +297,8 @@ class Publisher:
                 return False
             self._route_subscriptions()
             seq = self._seq[topic]
-            self._seq[topic] += 1
             frames = encode(topic, envelope(topic, body, seq=seq, ts=self._clock()))
+            self._seq[topic] += 1  # only once encoded: a ProtocolError must not leave a gap
             try:
                 self._socket.send_multipart(frames, flags=zmq.NOBLOCK)
             except zmq.Again:
@@ -301,6 +400,11 @@ class Subscriber:
         if curve_server_key is not None and curve_client_key is not None:
             server_public, _ = _load_key(curve_server_key, secret=False, role="CURVE server public")
             keys = (server_public, *_load_key(curve_client_key, secret=True, role="CURVE client secret"))
+            if others_can_read(curve_client_key):
+                log.warning(
+                    "CURVE client secret key %s is readable by other users; chmod 600 it",
+                    curve_client_key,
+                )
         self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
@@ -308,6 +412,8 @@ class Subscriber:
             self._socket.curve_serverkey, self._socket.curve_publickey, self._socket.curve_secretkey = keys
         for topic in self.topics:
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode("ascii"))
+        if _wants_ipv6(endpoint):
+            self._socket.setsockopt(zmq.IPV6, 1)
         self._socket.connect(endpoint)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)
