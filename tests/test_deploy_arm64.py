@@ -175,8 +175,9 @@ def healthcheck(root: Path, config: dict, env: dict[str, str]) -> subprocess.Com
     """The image's own HEALTHCHECK command (``CMD`` form), as the image's user."""
     test = config["Healthcheck"]["Test"]
     assert test[0] == "CMD", test
+    command = [*test[1:], "--max-frame-age", str(EMULATED_MAX_FRAME_AGE_S)]
     return subprocess.run(
-        in_image(root, config, test[1:]), env=env, capture_output=True, text=True, timeout=120
+        in_image(root, config, command), env=env, capture_output=True, text=True, timeout=120
     )
 
 
