@@ -18,7 +18,16 @@ import zmq.auth
 from rich.console import Console
 
 from edge.commands.listen import confidence_style, main, render
-from edge.contract.protocol import TOPICS, ModelInfo, Prediction, SignEvent, Status, TopKEntry, envelope
+from edge.contract.protocol import (
+    TOPICS,
+    ModelInfo,
+    Prediction,
+    Segment,
+    SignEvent,
+    Status,
+    TopKEntry,
+    envelope,
+)
 from edge.runtime.publisher import Publisher
 
 LISTEN = [sys.executable, "-m", "edge.commands.listen"]
@@ -224,6 +233,31 @@ def test_render_prediction_shows_top5_with_bars() -> None:
     assert lines[1].split()[0] == "привет" and lines[1].rstrip().endswith("81.0%")
     assert "---" not in buffer.getvalue()
     assert lines[1].count("█") > lines[2].count("█") > lines[3].count("█")
+
+
+def test_render_segment_is_one_recognised_line() -> None:
+    segment = Segment(
+        top_k=[TopKEntry("привет", 7, 0.88), TopKEntry("спасибо", 3, 0.07), TopKEntry("---", 0, 0.05)],
+        start=12.5,
+        end=15.7,
+        frames=97,
+        hand_frames=92,
+        cut=True,
+        resampled=False,
+        inference_ms=14.2,
+        latency_ms=21.7,
+        model="slovo-tiny",
+    )
+    buffer = io.StringIO()
+    render(
+        Console(file=buffer, width=200, color_system=None),
+        "segment",
+        envelope("segment", segment.to_payload(), seq=1, ts=0),
+    )
+    (line,) = buffer.getvalue().splitlines()
+    assert line.startswith("recognised: привет 88%")
+    assert "12.50–15.70 s" in line and "92/97 hand frames" in line and "22 ms" in line and "[cut]" in line
+    assert "спасибо 7%" in line
 
 
 def test_render_does_not_interpret_markup_in_labels() -> None:

@@ -20,6 +20,7 @@ from edge.contract.protocol import (
     ModelInfo,
     Prediction,
     ProtocolError,
+    Segment,
     SignEvent,
     Status,
     TopKEntry,
@@ -67,7 +68,27 @@ def make_status() -> Status:
     )
 
 
-MESSAGES = {"prediction": make_prediction, "sign": make_sign, "status": make_status}
+def make_segment() -> Segment:
+    return Segment(
+        top_k=[TopKEntry("привет", 7, 0.88), TopKEntry("---", 0, 0.12)],
+        start=12.5,
+        end=15.7,
+        frames=97,
+        hand_frames=92,
+        cut=False,
+        resampled=False,
+        inference_ms=14.2,
+        latency_ms=21.7,
+        model="slovo-mvit-tiny",
+    )
+
+
+MESSAGES = {
+    "prediction": make_prediction,
+    "sign": make_sign,
+    "status": make_status,
+    "segment": make_segment,
+}
 
 
 def full(topic: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
