@@ -543,3 +543,18 @@ def test_daemon_and_slr_predict_give_identical_top_k(
     clip = classify_clip(model, raw, ts, k=config.top_k, source="replay.mp4")
     assert list(prediction.top_k) == clip.top_k
     assert prediction.resampled == clip.resampled == (step == 3)
+
+
+def test_sample_clip_gives_one_segment_equal_to_slr_predict(
+    sample_run: Run, sample_predict_json: dict[str, Any]
+) -> None:
+    """The clip as a file: exactly one episode, classified exactly as ``slr-predict --json`` does."""
+    from conftest import assert_same_top_k
+
+    (segment,) = sample_run.of("segment")
+    assert_same_top_k(segment["top_k"], sample_predict_json["top_k"])
+    assert segment["hand_frames"] == sample_predict_json["hand_frames"] == 96
+    assert (round(segment["start"] * 30), round(segment["end"] * 30)) == (0, 95)
+    assert segment["frames"] == 96 and segment["cut"] is False and segment["resampled"] is False
+    assert segment["latency_ms"] >= 0
+    assert sample_run.of("status")[-1]["short_segments"] == 0

@@ -247,6 +247,8 @@ class Daemon:
                     if not self._finish_file():
                         code = 1  # the capture thread died: let the supervisor restart us
                     break
+                elif self.capture.state == "lost":  # the scene is gone: the episode ends here
+                    self._end_episode()
                 if not self._ready_sent and self.capture.state in ("connecting", "lost"):
                     # Up and waiting for a camera: tell systemd we started (it can't help by restarting).
                     self._send_ready()
@@ -348,7 +350,9 @@ class Daemon:
             self._first_frame_at = time.monotonic()
         self._last_frame_at = time.monotonic()
         idle = self.idle.update(hands, frame.timestamp)
-        if idle and self.mode == "full" and self.config.idle_fps > 0:
+        if not idle:
+            self.mode = "full"
+        elif self.mode == "full" and self.config.idle_fps > 0:
             self.mode, self._last_sample_ts = "idle", frame.timestamp
         self.state = "idle" if idle else "running"
         if self.segmenter is not None and self.segments is not None:
