@@ -16,13 +16,13 @@ import pytest
 import zmq
 import zmq.auth
 from rich.console import Console
+from test_protocol import make_segment
 
 from edge.commands.listen import confidence_style, main, render
 from edge.contract.protocol import (
     TOPICS,
     ModelInfo,
     Prediction,
-    Segment,
     SignEvent,
     Status,
     TopKEntry,
@@ -236,18 +236,7 @@ def test_render_prediction_shows_top5_with_bars() -> None:
 
 
 def test_render_segment_is_one_recognised_line() -> None:
-    segment = Segment(
-        top_k=[TopKEntry("привет", 7, 0.88), TopKEntry("спасибо", 3, 0.07), TopKEntry("---", 0, 0.05)],
-        start=12.5,
-        end=15.7,
-        frames=97,
-        hand_frames=92,
-        cut=True,
-        resampled=False,
-        inference_ms=14.2,
-        latency_ms=21.7,
-        model="slovo-tiny",
-    )
+    segment = make_segment()
     buffer = io.StringIO()
     render(
         Console(file=buffer, width=200, color_system=None),

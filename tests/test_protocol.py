@@ -70,12 +70,12 @@ def make_status() -> Status:
 
 def make_segment() -> Segment:
     return Segment(
-        top_k=[TopKEntry("привет", 7, 0.88), TopKEntry("---", 0, 0.12)],
+        top_k=[TopKEntry("привет", 7, 0.88), TopKEntry("спасибо", 3, 0.07), TopKEntry("---", 0, 0.05)],
         start=12.5,
         end=15.7,
         frames=97,
         hand_frames=92,
-        cut=False,
+        cut=True,
         resampled=False,
         inference_ms=14.2,
         latency_ms=21.7,

@@ -57,6 +57,12 @@ class TopKEntry:
     prob: float
 
 
+def _with_top_k(message: Prediction | Segment) -> dict[str, Any]:
+    body = asdict(message)
+    body["top_k"] = [asdict(entry) for entry in message.top_k]
+    return body
+
+
 @dataclass(frozen=True)
 class Prediction:
     """Body of a ``prediction`` message: the result of one inference on one window."""
@@ -73,9 +79,7 @@ class Prediction:
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON-ready dict without the envelope (the publisher adds it)."""
-        body = asdict(self)
-        body["top_k"] = [asdict(entry) for entry in self.top_k]
-        return body
+        return _with_top_k(self)
 
 
 @dataclass(frozen=True)
@@ -119,9 +123,7 @@ class Segment:
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON-ready dict without the envelope (the publisher adds it)."""
-        body = asdict(self)
-        body["top_k"] = [asdict(entry) for entry in self.top_k]
-        return body
+        return _with_top_k(self)
 
 
 @dataclass(frozen=True)
