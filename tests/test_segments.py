@@ -290,21 +290,23 @@ def test_clip_gap_clip_gives_two_segments_equal_to_slr_predict(
     sample_predict_json: dict[str, Any],
     idle_fps: float,
 ) -> None:
-    """10 s empty scene + clip + 1 s empty + clip: two segments, each what ``slr-predict`` says of the clip.
+    """Empty scene + clip + 1 s empty + clip: two segments, each what ``slr-predict`` says of the clip.
 
-    With the duty cycle on, the empty lead is extracted at 3 frames/s, and the first clip still
-    gives exactly the same keypoints, so the same segment.
+    With the duty cycle on, the 10 s empty lead is extracted at 3 frames/s once idle, and the first
+    clip still gives exactly the keypoints of an uninterrupted run, so the same segment; no segment
+    comes from the empty scene.
     """
-    parts = [("blank", 300), ("clip", sample_video), ("blank", 30), ("clip", sample_video)]
+    lead = 300 if idle_fps else 30  # only the duty cycle needs the long empty lead to go idle
+    parts = [("blank", lead), ("clip", sample_video), ("blank", 30), ("clip", sample_video)]
     daemon, pub = run_daemon(model, ChainSource(parts, clip_shape), holistic(), idle_fps=idle_fps)
     segments = [segment_dict(s) for s in pub.of("segment")]
     assert len(segments) == 2, segments
-    for segment, first in zip(segments, (300, 300 + 112 + 30), strict=True):
+    for segment, first in zip(segments, (lead, lead + 112 + 30), strict=True):
         assert_same_top_k(segment["top_k"], sample_predict_json["top_k"])
         assert segment["hand_frames"] == sample_predict_json["hand_frames"]
         assert round(segment["start"] * FPS) == first and not segment["cut"]
     if idle_fps:
-        assert daemon.extracted < 300 + 2 * 112 and len(daemon.wake_ms) == 1
+        assert daemon.extracted < lead + 2 * 112 and len(daemon.wake_ms) == 1
 
 
 def test_demo_gif_segments_follow_hand_presence(model: EdgeModel, demo_gif: Path) -> None:
@@ -366,16 +368,10 @@ def test_live_stream_of_the_clip_gives_one_segment_with_the_same_top1(
     from edge.runtime.publisher import Subscriber
 
     port = free_port()
-    ffmpeg = subprocess.Popen(
-        [
-            *("ffmpeg", "-loglevel", "error", "-re", "-i", str(sample_video)),
-            *("-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"),
-        ],
-        stdin=subprocess.DEVNULL,
-    )
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     log = (tmp_path / "daemon.log").open("wb")
-    time.sleep(0.5)
+    # The daemon starts first and waits for the stream (retrying), so that once ffmpeg serves it
+    # the clip plays at 30 fps to a daemon that is up: nothing piles up in the socket meanwhile.
     daemon = subprocess.Popen(
         [
             *(sys.executable, "-m", "edge.commands.edge_cli", "run", "--model", str(tiny_onnx_path)),
@@ -385,20 +381,43 @@ def test_live_stream_of_the_clip_gives_one_segment_with_the_same_top1(
         stdout=log,
         stderr=log,
     )
+    ffmpeg: subprocess.Popen[bytes] | None = None
     segments: list[dict[str, Any]] = []
     try:
-        with Subscriber(endpoint, ["segment"]) as sub:
-            ffmpeg.wait(timeout=120)  # the clip lasts 3.7 s of real time
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not segments:
-                if (msg := sub.recv(timeout_s=0.5)) is not None:
-                    segments.append(msg[1])
-            while (msg := sub.recv(timeout_s=3.0)) is not None:
-                segments.append(msg[1])
+        with Subscriber(endpoint, ["segment", "status"]) as sub:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and (msg := sub.recv(timeout_s=1.0)) is None:
+                pass  # until the daemon is up (its first status)
+            ffmpeg = subprocess.Popen(
+                [
+                    *("ffmpeg", "-loglevel", "error", "-re", "-i", str(sample_video)),
+                    *("-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"),
+                ],
+                stdin=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 120  # the clip lasts 3.7 s; the daemon retries within 10 s
+            lost = False
+            while time.monotonic() < deadline:
+                msg = sub.recv(timeout_s=0.5)
+                if msg is None:
+                    continue
+                topic, payload = msg
+                if topic == "segment":
+                    segments.append(payload)
+                elif ffmpeg.poll() is not None and payload["camera"] == "lost":
+                    lost = True  # the stream ended: the open episode has been handed over
+                elif lost and payload["camera"] != "lost":
+                    break
+                if lost and segments:
+                    time.sleep(2.0)
+                    while (msg := sub.recv(timeout_s=1.0)) is not None:
+                        if msg[0] == "segment":
+                            segments.append(msg[1])
+                    break
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
-        if ffmpeg.poll() is None:
+        if ffmpeg is not None and ffmpeg.poll() is None:
             ffmpeg.kill()
         log.close()
     text = (tmp_path / "daemon.log").read_text(errors="replace")
