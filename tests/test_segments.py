@@ -396,24 +396,15 @@ def test_live_stream_of_the_clip_gives_one_segment_with_the_same_top1(
                 stdin=subprocess.DEVNULL,
             )
             deadline = time.monotonic() + 120  # the clip lasts 3.7 s; the daemon retries within 10 s
-            lost = False
             while time.monotonic() < deadline:
                 msg = sub.recv(timeout_s=0.5)
-                if msg is None:
-                    continue
-                topic, payload = msg
-                if topic == "segment":
-                    segments.append(payload)
-                elif ffmpeg.poll() is not None and payload["camera"] == "lost":
-                    lost = True  # the stream ended: the open episode has been handed over
-                elif lost and payload["camera"] != "lost":
-                    break
-                if lost and segments:
-                    time.sleep(2.0)
-                    while (msg := sub.recv(timeout_s=1.0)) is not None:
-                        if msg[0] == "segment":
-                            segments.append(msg[1])
-                    break
+                if msg is not None and msg[0] == "segment":
+                    segments.append(msg[1])
+                elif msg is not None and ffmpeg.poll() is not None and msg[1]["camera"] == "lost":
+                    break  # the stream ended: the open episode has been handed to the segment thread
+            while (msg := sub.recv(timeout_s=3.0)) is not None:
+                if msg[0] == "segment":
+                    segments.append(msg[1])
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
