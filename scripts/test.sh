@@ -25,6 +25,17 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
   fi
 fi
 
+# The live-stream tests serve clips with ffmpeg into a local MPEG-TS socket.
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing ffmpeg (live-stream tests)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg; } >/dev/null \
+      || echo "warning: could not install ffmpeg; the live-stream tests will fail" >&2
+  else
+    echo "warning: ffmpeg not found and cannot install it (not root); the live-stream tests will fail" >&2
+  fi
+fi
+
 echo "==> ruff"
 ruff check . || exit 1
 ruff format --check . || exit 1
