@@ -14,27 +14,20 @@ fi
 # shellcheck source=bootstrap.sh
 source "$ROOT/scripts/bootstrap.sh" || exit 1
 
-# The systemd unit test needs systemd-analyze (Debian package: systemd).
-if ! command -v systemd-analyze >/dev/null 2>&1; then
+# need COMMAND PACKAGE WHAT: apt-install the Debian PACKAGE when COMMAND is missing (WHAT needs it).
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing systemd (for systemd-analyze)"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd; } >/dev/null \
-      || echo "warning: could not install systemd; the unit test will fail" >&2
+    echo "==> installing $2 (for $3)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2"; } >/dev/null \
+      || echo "warning: could not install $2; $3 will fail" >&2
   else
-    echo "warning: systemd-analyze not found and cannot install it (not root); the unit test will fail" >&2
+    echo "warning: $1 not found and cannot install it (not root); $3 will fail" >&2
   fi
-fi
+}
 
-# The live-stream tests serve clips with ffmpeg into a local MPEG-TS socket.
-if ! command -v ffmpeg >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing ffmpeg (live-stream tests)"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg; } >/dev/null \
-      || echo "warning: could not install ffmpeg; the live-stream tests will fail" >&2
-  else
-    echo "warning: ffmpeg not found and cannot install it (not root); the live-stream tests will fail" >&2
-  fi
-fi
+need systemd-analyze systemd "the systemd unit test"
+need ffmpeg ffmpeg "the live-stream tests (ffmpeg serves clips into a local MPEG-TS socket)"
 
 echo "==> ruff"
 ruff check . || exit 1
