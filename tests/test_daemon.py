@@ -425,7 +425,10 @@ def test_pipeline_stops_inferring_when_idle_and_survives_errors(model_path: Path
     from edge.runtime.daemon import Daemon
     from edge.runtime.inference import load_model
 
-    config = DaemonConfig(model=str(model_path), source="scripted.mp4", stride=8, idle_after_s=1.0)
+    # idle_fps 0: every frame is extracted while idle too (the duty cycle has tests of its own)
+    config = DaemonConfig(
+        model=str(model_path), source="scripted.mp4", stride=8, idle_after_s=1.0, idle_fps=0.0
+    )
     publisher = RecordingPublisher()
     extractor = ScriptedExtractor(hands_until=40, fail_at=100)
     daemon = Daemon(config, load_model(model_path), extractor, publisher, ScriptedSource(200))  # type: ignore[arg-type]

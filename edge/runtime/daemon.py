@@ -73,8 +73,8 @@ from edge.runtime.sources import SourceError, VideoSource, is_live_spec, open_so
 
 log = logging.getLogger(__name__)
 
-#: Shutdown budget per thread join; the sum stays well under systemd's and the tests' 2 s.
-JOIN_TIMEOUT_S = 0.5
+#: Shutdown budget for joining all threads together; stays well under systemd's and the tests' 2 s.
+JOIN_BUDGET_S = 1.2
 #: How long an ended file waits for its last window's inference before exiting.
 DRAIN_TIMEOUT_S = 30.0
 #: Frames kept between two idle samples at most (a fast camera with a low ``idle_fps``).
@@ -420,12 +420,11 @@ class Daemon:
         threads: list[threading.Thread] = [self.capture, self.worker, self.status_thread]
         if self.segments is not None:
             threads.append(self.segments)
+        deadline = time.monotonic() + JOIN_BUDGET_S
         for thread in threads:
-            if not thread.is_alive():
-                continue
-            thread.join(JOIN_TIMEOUT_S)
+            thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                log.warning("%s thread did not stop within %.1f s", thread.name, JOIN_TIMEOUT_S)
+                log.warning("%s thread did not stop within %.1f s", thread.name, JOIN_BUDGET_S)
         time.sleep(0.1)  # let ZeroMQ's I/O thread hand the last messages to the kernel
         try:
             self.extractor.close()
