@@ -104,3 +104,33 @@ def silent_peer() -> Iterator[int]:
     for conn in held:
         conn.close()
     server.close()
+
+
+@pytest.fixture(scope="session")
+def sample_predict_json(tiny_onnx_path: Path, sample_video: Path) -> dict[str, object]:
+    """``slr-predict --json`` on the sample clip with the tiny export: what a segment must equal."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "edge.commands.predict", str(sample_video)),
+            *("--model", str(tiny_onnx_path), "--json", "--top-k", "5"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def assert_same_top_k(
+    got: list[dict[str, object]], expected: list[dict[str, object]], tol: float = 1e-6
+) -> None:
+    """Labels and indices equal, probabilities within ``tol``."""
+    assert [(e["label"], e["index"]) for e in got] == [(e["label"], e["index"]) for e in expected]
+    for a, b in zip(got, expected, strict=True):
+        assert abs(float(a["prob"]) - float(b["prob"])) <= tol, (a, b)  # type: ignore[arg-type]

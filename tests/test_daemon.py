@@ -506,7 +506,10 @@ def test_pipeline_stops_inferring_when_idle_and_survives_errors(model_path: Path
     from edge.runtime.daemon import Daemon
     from edge.runtime.inference import load_model
 
-    config = DaemonConfig(model=str(model_path), source="scripted.mp4", stride=8, idle_after_s=1.0)
+    # idle_fps 0: every frame is extracted while idle too (the duty cycle has tests of its own)
+    config = DaemonConfig(
+        model=str(model_path), source="scripted.mp4", stride=8, idle_after_s=1.0, idle_fps=0.0
+    )
     publisher = RecordingPublisher()
     extractor = ScriptedExtractor(hands_until=40, fail_at=100)
     daemon = Daemon(config, load_model(model_path), extractor, publisher, ScriptedSource(200))  # type: ignore[arg-type]
@@ -650,3 +653,18 @@ def test_daemon_and_slr_predict_give_identical_top_k(
     clip = classify_clip(model, raw, ts, k=config.top_k, source="replay.mp4")
     assert list(prediction.top_k) == clip.top_k
     assert prediction.resampled == clip.resampled == (step == 3)
+
+
+def test_sample_clip_gives_one_segment_equal_to_slr_predict(
+    sample_run: Run, sample_predict_json: dict[str, Any]
+) -> None:
+    """The clip as a file: exactly one episode, classified exactly as ``slr-predict --json`` does."""
+    from conftest import assert_same_top_k
+
+    (segment,) = sample_run.of("segment")
+    assert_same_top_k(segment["top_k"], sample_predict_json["top_k"])
+    assert segment["hand_frames"] == sample_predict_json["hand_frames"] == 96
+    assert (round(segment["start"] * 30), round(segment["end"] * 30)) == (0, 95)
+    assert segment["frames"] == 96 and segment["cut"] is False and segment["resampled"] is False
+    assert segment["latency_ms"] >= 0
+    assert sample_run.of("status")[-1]["short_segments"] == 0

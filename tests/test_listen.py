@@ -17,9 +17,18 @@ import pytest
 import zmq
 import zmq.auth
 from rich.console import Console
+from test_protocol import make_segment
 
 from edge.commands.listen import confidence_style, main, render
-from edge.contract.protocol import TOPICS, ModelInfo, Prediction, SignEvent, Status, TopKEntry, envelope
+from edge.contract.protocol import (
+    TOPICS,
+    ModelInfo,
+    Prediction,
+    SignEvent,
+    Status,
+    TopKEntry,
+    envelope,
+)
 from edge.runtime.publisher import Publisher
 
 LISTEN = [sys.executable, "-m", "edge.commands.listen"]
@@ -251,6 +260,20 @@ def test_messages_from_daemons_before_latency_show_a_dash() -> None:
     old_status = {k: v for k, v in STATUS.to_payload().items() if not k.startswith("latency_")}
     assert "latency -" in _rendered("prediction", old_prediction).splitlines()[0]
     assert "latency p50/p95 -/-" in _rendered("status", old_status)
+
+
+def test_render_segment_is_one_recognised_line() -> None:
+    segment = make_segment()
+    buffer = io.StringIO()
+    render(
+        Console(file=buffer, width=200, color_system=None),
+        "segment",
+        envelope("segment", segment.to_payload(), seq=1, ts=0),
+    )
+    (line,) = buffer.getvalue().splitlines()
+    assert line.startswith("recognised: привет 88%")
+    assert "12.50–15.70 s" in line and "92/97 hand frames" in line and "22 ms" in line and "[cut]" in line
+    assert "спасибо 7%" in line
 
 
 def test_render_does_not_interpret_markup_in_labels() -> None:

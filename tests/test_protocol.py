@@ -21,6 +21,7 @@ from edge.contract.protocol import (
     Prediction,
     Preview,
     ProtocolError,
+    Segment,
     SignEvent,
     Status,
     TopKEntry,
@@ -86,7 +87,28 @@ def make_preview() -> Preview:
     )
 
 
-MESSAGES = {"prediction": make_prediction, "sign": make_sign, "status": make_status, "preview": make_preview}
+def make_segment() -> Segment:
+    return Segment(
+        top_k=[TopKEntry("привет", 7, 0.88), TopKEntry("спасибо", 3, 0.07), TopKEntry("---", 0, 0.05)],
+        start=12.5,
+        end=15.7,
+        frames=97,
+        hand_frames=92,
+        cut=True,
+        resampled=False,
+        inference_ms=14.2,
+        latency_ms=21.7,
+        model="slovo-mvit-tiny",
+    )
+
+
+MESSAGES = {
+    "prediction": make_prediction,
+    "sign": make_sign,
+    "status": make_status,
+    "segment": make_segment,
+    "preview": make_preview,
+}
 
 
 def full(topic: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -115,7 +137,15 @@ def test_builder_fields_are_exactly_the_schema_fields(topic: str) -> None:
 ADDED_WITHIN_V1 = {
     "prediction": {"latency_ms"},
     "sign": {"latency_ms"},
-    "status": {"encrypted", "last_frame_age_s", "latency_p50_ms", "latency_p95_ms"},
+    "status": {
+        "encrypted",
+        "last_frame_age_s",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "extraction_mode",
+        "short_segments",
+    },
+    "segment": set(),
     "preview": set(),
 }
 

@@ -1,7 +1,8 @@
 """``slr-listen``: watch what the daemon publishes, for people (rich) or scripts (``--json``).
 
-Human mode shows each prediction as a top-5 with confidence bars, sign events prominently and
-status as one compact line. ``--json`` prints each message as one JSON line (``topic`` included)
+Human mode shows each classified sign segment as the primary line ("recognised: …"), each
+sliding-window prediction as a top-5 with confidence bars, sign events boxed and status as one
+compact line. ``--json`` prints each message as one JSON line (``topic`` included)
 and flushes it, so ``slr-listen --json | jq`` works live.
 
 Exit status: 0 after ``--count`` messages or on Ctrl-C/SIGTERM, 1 when ``--timeout`` seconds pass
@@ -98,6 +99,22 @@ def render_sign(payload: Mapping[str, Any]) -> Panel:
     return Panel(body, title=f"SIGN #{payload['seq']}", title_align="left", border_style=style, expand=False)
 
 
+def render_segment(payload: Mapping[str, Any]) -> Text:
+    """The primary line: what was signed in one episode, with its runners-up."""
+    best, *rest = payload["top_k"]
+    style = confidence_style(best["prob"])
+    others = ", ".join(f"{e['label']} {e['prob'] * 100:.0f}%" for e in rest[: TOP_SHOWN - 1])
+    return Text.assemble(
+        ("recognised: ", "bold"),
+        (str(best["label"]), f"bold {style}"),
+        (f" {best['prob'] * 100:.0f}%", style),
+        f"   {payload['start']:.2f}–{payload['end']:.2f} s, {payload['hand_frames']}/{payload['frames']} "
+        f"hand frames, {payload['latency_ms']:.0f} ms",
+        (" [cut]" if payload.get("cut") else "", "yellow"),
+        (f"   ({others})" if others else "", "dim"),
+    )
+
+
 def _uptime(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -119,13 +136,20 @@ def render_status(payload: Mapping[str, Any]) -> Text:
         f" drop {payload['dropped_frames']} | p50 {'-' if p50 is None else f'{p50:.1f} ms'}"
         f" | latency p50/p95 {_ms(payload.get('latency_p50_ms'))}/{_ms(payload.get('latency_p95_ms'))}"
         f" | buf {payload['buffer_fill']}/128{' idle' if payload['idle'] else ''}"
+        f"{' duty-cycled' if payload.get('extraction_mode') == 'idle' else ''}"
+        f" short {payload.get('short_segments', 0)}"
         f" | err {errors['extraction']}/{errors['inference']}/{errors['frames']}"
         f" | up {_uptime(payload['uptime_s'])} | {model['name']}@{str(model['sha256'])[:8]}"
         f" v{payload['version']}",
     )
 
 
-RENDERERS = {"prediction": render_prediction, "sign": render_sign, "status": render_status}
+RENDERERS = {
+    "prediction": render_prediction,
+    "sign": render_sign,
+    "segment": render_segment,
+    "status": render_status,
+}
 
 
 def render(console: Console, topic: str, payload: Mapping[str, Any]) -> None:

@@ -11,8 +11,8 @@ The topic frame comes first so subscribers filter with ZeroMQ's prefix subscript
 parse JSON they do not want. Every JSON object carries the envelope fields ``v`` (schema version),
 ``seq`` (per-topic counter of one publisher: a subscriber that filters topics can still detect
 drops), ``ts`` (wall-clock unix seconds) and ``topic``; :class:`edge.runtime.publisher.Publisher` adds them,
-so the daemon builds only the body with :class:`Prediction`, :class:`SignEvent`, :class:`Status` or
-:class:`Preview`.
+so the daemon builds only the body with :class:`Prediction`, :class:`SignEvent`, :class:`Segment`,
+:class:`Status` or :class:`Preview`.
 
 ``jsonschema`` is a dev dependency: :func:`validate` imports it lazily so the daemon never needs it.
 """
@@ -32,7 +32,8 @@ SCHEMA_VERSION = 1
 TOPIC_PREDICTION = "prediction"
 TOPIC_SIGN = "sign"
 TOPIC_STATUS = "status"
-TOPICS: tuple[str, ...] = (TOPIC_PREDICTION, TOPIC_SIGN, TOPIC_STATUS)
+TOPIC_SEGMENT = "segment"
+TOPICS: tuple[str, ...] = (TOPIC_PREDICTION, TOPIC_SIGN, TOPIC_STATUS, TOPIC_SEGMENT)
 #: Produced only while someone subscribes to it by name, and never sent to "everything" (``b""``)
 #: subscribers: camera preview frames are large (see docs/PROTOCOL.md, "On-demand topics").
 TOPIC_PREVIEW = "preview"
@@ -44,6 +45,8 @@ ENVELOPE_FIELDS: tuple[str, ...] = ("v", "seq", "ts", "topic")
 
 CameraState = Literal["ok", "connecting", "lost", "eof"]
 DaemonState = Literal["starting", "running", "idle", "stopping"]
+#: ``full``: every frame is extracted; ``idle``: no hands for ``idle_after_s``, ``idle_fps`` frames/s.
+ExtractionMode = Literal["full", "idle"]
 
 
 class ProtocolError(ValueError):
@@ -57,6 +60,12 @@ class TopKEntry:
     label: str
     index: int
     prob: float
+
+
+def _with_top_k(message: Prediction | Segment) -> dict[str, Any]:
+    body = asdict(message)
+    body["top_k"] = [asdict(entry) for entry in message.top_k]
+    return body
 
 
 @dataclass(frozen=True)
@@ -77,9 +86,7 @@ class Prediction:
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON-ready dict without the envelope (the publisher adds it)."""
-        body = asdict(self)
-        body["top_k"] = [asdict(entry) for entry in self.top_k]
-        return body
+        return _with_top_k(self)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,32 @@ class SignEvent:
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON-ready dict without the envelope (the publisher adds it)."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Body of a ``segment`` message: one signing episode classified as a whole clip.
+
+    An episode runs from the first frame with a hand to the last one before the hands were down
+    for ``gap_s`` (or until ``max_segment_s``: then ``cut`` is true and the next one follows at once).
+    """
+
+    TOPIC: ClassVar[str] = TOPIC_SEGMENT
+
+    top_k: Sequence[TopKEntry]
+    start: float
+    end: float
+    frames: int
+    hand_frames: int
+    cut: bool
+    resampled: bool
+    inference_ms: float
+    latency_ms: float
+    model: str
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain JSON-ready dict without the envelope (the publisher adds it)."""
+        return _with_top_k(self)
 
 
 @dataclass(frozen=True)
@@ -138,6 +171,9 @@ class Status:
     uptime_s: float
     version: str
     state: DaemonState
+    extraction_mode: ExtractionMode = "full"
+    #: Episodes dropped because they were shorter than ``min_segment_frames``.
+    short_segments: int = 0
     errors: ErrorCounters = field(default_factory=ErrorCounters)
     #: Seconds since the last frame was extracted (None before the first): proof of progress for
     #: health checks, since a hung capture still publishes status with camera "ok".
@@ -173,7 +209,7 @@ class Preview:
         return asdict(self)
 
 
-Message = Prediction | SignEvent | Status | Preview
+Message = Prediction | SignEvent | Segment | Status | Preview
 
 
 def check_topic(topic: str) -> str:

@@ -27,10 +27,13 @@ from edge.runtime.publisher import is_loopback
 from edge.runtime.settings import ConfigError, setting
 from edge.runtime.sources import STREAM_OPEN_TIMEOUT_S, STREAM_READ_TIMEOUT_S
 
-__all__ = ["ENV_PREFIX", "LOG_LEVELS", "ConfigError", "DaemonConfig", "load_config"]
+__all__ = ["ENV_PREFIX", "LOG_LEVELS", "PUBLISH_MODES", "ConfigError", "DaemonConfig", "load_config"]
 
 ENV_PREFIX = "SLR_EDGE_"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+#: What the daemon classifies and publishes: sliding windows (``prediction``/``sign``), sign
+#: segments (``segment``), or both.
+PUBLISH_MODES = ("windows", "segments", "both")
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,30 @@ class DaemonConfig:
     top_k: int = setting(5, "classes per prediction message", ge=1, metavar="N")
     consecutive: int = setting(2, "agreeing windows before a sign event", ge=1, metavar="N")
     idle_after_s: float = setting(
-        3.0, "seconds without hands before inference pauses", gt=0.0, flag="--idle-after", metavar="S"
+        3.0,
+        "seconds without hands before inference pauses (and extraction slows to idle_fps)",
+        gt=0.0,
+        flag="--idle-after",
+        metavar="S",
+    )
+    #: While idle, MediaPipe runs on a few frames a second instead of every frame (the device is
+    #: mostly watching an empty room); the first frame with a hand restores full rate.
+    idle_fps: float = setting(
+        3.0, "frames/s extracted while idle (0: every frame)", ge=0.0, le=1000.0, metavar="FPS"
+    )
+    publish: str = setting("both", "what to classify and publish", choices=PUBLISH_MODES)
+    gap_s: float = setting(
+        0.5, "seconds without hands that end a sign segment", gt=0.0, flag="--gap", metavar="S"
+    )
+    max_segment_s: float = setting(
+        10.0,
+        "longest sign segment; a longer one is cut and classified",
+        gt=0.0,
+        flag="--max-segment",
+        metavar="S",
+    )
+    min_segment_frames: int = setting(
+        5, "shorter segments are dropped (counted in status)", ge=1, metavar="N"
     )
     resample: bool = setting(True, "resample windows to the model's fps when extraction is slower")
     #: ORT intra-op threads; 1 leaves the other core to MediaPipe extraction on a 2-core device.

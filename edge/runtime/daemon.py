@@ -4,17 +4,31 @@ Threads, one job each (the device has 2 cores; extraction and inference must ove
 
 * **capture** (:class:`edge.runtime.capture.CaptureThread`): reads the source into a one-slot box that
   always holds the newest frame (live sources drop stale frames; files are paced, never dropped).
-* **main** (:meth:`Daemon.run`): Holistic extraction → ring buffer; every ``stride`` frames, if the
-  window holds hands and the scene is not idle, hands the window to inference; pings the systemd
-  watchdog only while it makes progress, so a hung pipeline gets restarted.
+* **main** (:meth:`Daemon.run`): Holistic extraction → ring buffer and segmenter; every ``stride``
+  frames, if the window holds hands and the scene is not idle, hands the window to inference;
+  hands each finished signing episode (:mod:`edge.runtime.segmenter`) to the segment thread;
+  pings the systemd watchdog only while it makes progress, so a hung pipeline gets restarted.
+  While idle it duty-cycles extraction (see below).
 * **inference** (:class:`edge.runtime.inference_worker.InferenceWorker`): a one-slot queue; if it
   is still busy when a new window comes, the newer window replaces the pending one (counted as
   skipped), so inference can never stall capture or extraction. Classifies the window the way
   ``slr-predict`` classifies a clip (:func:`edge.runtime.classify.classify_window`) and publishes
   ``prediction`` and ``sign``.
+* **segments** (:class:`edge.runtime.segment_worker.SegmentWorker`): classifies each episode as a
+  whole clip (as ``slr-predict`` does) and publishes ``segment``; a FIFO, so no episode is lost to
+  a pending window.
 * **status** (:class:`StatusThread`): publishes ``status`` every ``status_interval_s``.
 * **preview** (:class:`edge.runtime.preview.PreviewWorker`): small JPEGs + keypoints, ≤ 5/s, only
   while a client subscribes to ``preview``.
+
+Idle duty cycle: after ``idle_after_s`` without hands, MediaPipe runs only on one frame per
+``1/idle_fps`` seconds of capture time; the capture keeps reading (live sources deliver only the
+newest frame anyway) and the frames since the last sample are kept, not extracted. When a sample
+shows a hand the daemon wakes: the sparse idle frames are dropped from the ring buffer (they must
+not shape the first window's resampling), MediaPipe's tracking is cleared with a blank frame (the
+sample was seen out of order), and the kept frames plus the sample are extracted in order. So the
+first frame with a hand is not lost or delayed in capture time, and for an empty scene the
+keypoints, windows and segments from it on are those of a run without duty cycling.
 
 Publishing goes straight through :class:`edge.runtime.publisher.Publisher`, which serialises its socket
 with a lock and never blocks (a stalled subscriber only loses its own messages).
@@ -48,10 +62,14 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from types import FrameType
 
+import numpy as np
+
 from edge import __version__
-from edge.contract.protocol import DaemonState, ErrorCounters, ModelInfo, Status
+from edge.contract.layout import has_hands
+from edge.contract.protocol import DaemonState, ErrorCounters, ExtractionMode, ModelInfo, Status
 from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox, ThrottledLog
 from edge.runtime.config import ConfigError, DaemonConfig
 from edge.runtime.decisions import IdleTracker
@@ -62,6 +80,8 @@ from edge.runtime.preview import PreviewWorker
 from edge.runtime.publisher import MessageSink, is_loopback
 from edge.runtime.ring_buffer import KeypointRingBuffer
 from edge.runtime.sdnotify import SystemdNotifier
+from edge.runtime.segment_worker import SegmentWorker
+from edge.runtime.segmenter import Segmenter, capacity_for
 from edge.runtime.sources import (
     VideoSource,
     camera_path,
@@ -74,10 +94,12 @@ from edge.runtime.sources import (
 
 log = logging.getLogger(__name__)
 
-#: Shutdown budget per thread join; the sum stays well under systemd's and the tests' 2 s.
-JOIN_TIMEOUT_S = 0.5
+#: Shutdown budget for joining all threads together; stays well under systemd's and the tests' 2 s.
+JOIN_BUDGET_S = 1.2
 #: How long an ended file waits for its last window's inference before exiting.
 DRAIN_TIMEOUT_S = 30.0
+#: Frames kept between two idle samples at most (a fast camera with a low ``idle_fps``).
+MAX_HELD_FRAMES = 64
 
 
 class StatusThread(threading.Thread):
@@ -146,13 +168,32 @@ class Daemon:
         )
         self.capture = CaptureThread(config.source, self.box, source=source, loop=config.loop, opener=opener)
         self.worker = InferenceWorker(model, publisher, config)
+        self.windows_on = config.publish != "segments"
+        self.segmenter: Segmenter | None = None
+        self.segments: SegmentWorker | None = None
+        if config.publish != "windows":
+            self.segmenter = Segmenter(
+                config.gap_s,
+                config.max_segment_s,
+                config.min_segment_frames,
+                capacity_for(config.max_segment_s, model.fps),
+            )
+            self.segments = SegmentWorker(model, publisher, config.top_k)
         self.status_thread = StatusThread(self, config.status_interval_s)
         self.preview = PreviewWorker(publisher)  # camera preview, only while a client watches
         self.buffer = KeypointRingBuffer(model.window)
         self.idle = IdleTracker(config.idle_after_s)
         self.stop_event = threading.Event()
         self.state: DaemonState = "starting"
+        self.mode: ExtractionMode = "full"
+        #: Frames taken from the capture (extracted or skipped by the duty cycle): strides count these.
+        self.seen = 0
         self.extracted = 0
+        #: Wake-ups: wall time from the first frame with a hand reaching extraction to full rate.
+        self.wake_ms: deque[float] = deque(maxlen=1000)
+        self._held: deque[tuple[CapturedFrame, int]] = deque(maxlen=MAX_HELD_FRAMES)
+        self._last_sample_ts: float | None = None
+        self._blank: np.ndarray | None = None
         self.extraction_errors = 0
         self.started_at = time.monotonic()
         self._status_lock = threading.Lock()
@@ -173,6 +214,8 @@ class Daemon:
         self.stop_event.set()
         self.box.finish()
         self.worker.stop()  # also ends a drain at the end of a file at once
+        if self.segments is not None:
+            self.segments.stop()
 
     def status(self) -> Status:
         """A snapshot of the daemon's health for the ``status`` topic."""
@@ -202,6 +245,8 @@ class Daemon:
             uptime_s=round(time.monotonic() - self.started_at, 3),
             version=__version__,
             state=state,
+            extraction_mode=self.mode,
+            short_segments=0 if self.segmenter is None else self.segmenter.short,
             errors=ErrorCounters(
                 extraction=self.extraction_errors,
                 inference=self.worker.errors,
@@ -216,7 +261,8 @@ class Daemon:
         status = self.status()
         self.publisher.send(status)
         self.notifier.status(
-            f"{status.state}, camera {status.camera}, {status.extraction_fps:.1f} frames/s extracted, "
+            f"{status.state}, camera {status.camera}, {status.extraction_fps:.1f} frames/s extracted"
+            f"{' (idle duty cycle)' if status.extraction_mode == 'idle' else ''}, "
             f"{status.dropped_frames} dropped, inference p50 "
             f"{'-' if status.inference_p50_ms is None else f'{status.inference_p50_ms:.0f} ms'}"
         )
@@ -226,6 +272,8 @@ class Daemon:
     def run(self) -> int:
         """Run until a stop request or the end of a file; returns the exit code (0; 1 if capture died)."""
         self.worker.start()
+        if self.segments is not None:
+            self.segments.start()
         self.capture.start()
         self.status_thread.start()
         self.preview.start()
@@ -242,8 +290,10 @@ class Daemon:
                     if not self._finish_file():
                         code = 1  # the capture thread died: let the supervisor restart us
                     break
-                if self.capture.state == "lost" and self.buffer.fill:
-                    self._forget_lost_scene()
+                if self.capture.state == "lost":  # the scene is gone: the episode ends here
+                    self._end_episode()
+                    if self.buffer.fill:
+                        self._forget_lost_scene()
                 if not self._ready_sent and (self.capture.state == "lost" or self.capture.failed_opens):
                     # Up and waiting for a camera: tell systemd we started (it can't help by restarting).
                     self._send_ready()
@@ -268,31 +318,111 @@ class Daemon:
         log.info("ready: publishing on %s", getattr(self.publisher, "endpoint", self.config.endpoint))
 
     def _process(self, item: CapturedFrame) -> None:
-        frame = item.frame
         if item.connection != self._connection:
             if self._connection:  # a reconnect: never mix the old scene's frames with the new one's
                 self.buffer.clear()
                 self.extractor.reset()
                 self.worker.reset_decisions()
+                self._end_episode()
+                self._held.clear()
+                self.mode, self._last_sample_ts = "full", None
             self._connection = item.connection
+        self.seen += 1
+        if self.mode == "idle":
+            self._sample(item, self.seen)
+        else:
+            self._extract_and_use(item, self.seen)
+
+    def _sample(self, item: CapturedFrame, seq: int) -> None:
+        """Idle: extract one frame per ``1/idle_fps`` s of capture time, hold the others; wake on a hand."""
+        ts = item.frame.timestamp
+        last = self._last_sample_ts
+        if last is not None and 0.0 <= ts - last < 1.0 / self.config.idle_fps:
+            self._held.append((item, seq))
+            return
+        kp = self._extract(item)
+        if kp is None:
+            return
+        self._last_sample_ts = ts
+        if not has_hands(kp):
+            self._held.clear()  # nothing to replay: the scene was still empty when they were taken
+            self._use(kp, item, seq)
+            return
+        self._wake(item, seq)
+
+    def _wake(self, item: CapturedFrame, seq: int) -> None:
+        """A sample showed a hand: back to full rate, replaying the held frames and the sample in order."""
+        woke_at = time.time()
+        replay = [*self._held, (item, seq)]
+        self._held.clear()
+        self.mode, self._last_sample_ts = "full", None
+        self.buffer.clear()  # sparse idle frames would skew the first window's resampling
+        if self._blank is None or self._blank.shape != item.frame.rgb.shape:
+            self._blank = np.zeros_like(item.frame.rgb)
+        try:  # a blank frame detects nothing, so MediaPipe forgets the out-of-order sample
+            self.extractor.extract(self._blank)
+        except Exception as exc:
+            self._throttled(logging.WARNING, "extract", "extraction failed on a blank frame: %s", exc)
+        first_hand: CapturedFrame | None = None
+        for held, held_seq in replay:
+            hands = self._extract_and_use(held, held_seq)
+            if hands and first_hand is None:
+                first_hand = held
+        if first_hand is not None:
+            self.wake_ms.append((woke_at - first_hand.frame.captured_at) * 1000.0)
+            log.info(
+                "awake: full-rate extraction %.0f ms after the first frame with a hand (%d frames replayed)",
+                self.wake_ms[-1],
+                len(replay),
+            )
+
+    def _extract(self, item: CapturedFrame) -> np.ndarray | None:
         try:
-            kp = self.extractor.extract(frame.rgb)
+            return self.extractor.extract(item.frame.rgb)
         except Exception as exc:
             self.extraction_errors += 1
-            self._throttled(logging.WARNING, "extract", "extraction failed on frame %d: %s", frame.index, exc)
-            return
+            self._throttled(
+                logging.WARNING, "extract", "extraction failed on frame %d: %s", item.frame.index, exc
+            )
+            return None
+
+    def _extract_and_use(self, item: CapturedFrame, seq: int) -> bool:
+        """Extract one frame at full rate and use it; whether it had hands."""
+        kp = self._extract(item)
+        return False if kp is None else self._use(kp, item, seq)
+
+    def _use(self, kp: np.ndarray, item: CapturedFrame, seq: int) -> bool:
+        """One extracted frame → ring buffer, idle tracker, segmenter, and a window every ``stride``."""
+        frame = item.frame
         self.buffer.append(kp, frame.timestamp, frame.captured_at)
         self.preview.offer(frame.rgb, kp, frame.timestamp)
+        hands = self.buffer.last_has_hands
         self.extracted += 1
         if self._first_frame_at is None:
             self._first_frame_at = time.monotonic()
         self._last_frame_at = time.monotonic()
-        idle = self.idle.update(self.buffer.last_has_hands, frame.timestamp)
+        idle = self.idle.update(hands, frame.timestamp)
+        if not idle:
+            self.mode = "full"
+        elif self.mode == "full" and self.config.idle_fps > 0:
+            self.mode, self._last_sample_ts = "idle", frame.timestamp
         self.state = "idle" if idle else "running"
+        if self.segmenter is not None and self.segments is not None:
+            episode = self.segmenter.push(kp, frame.timestamp, hands, frame.captured_at)
+            if episode is not None:
+                self.segments.submit(episode)
         if not self._ready_sent:
             self._send_ready()
-        if self.extracted % self.config.stride == 0:
+        if self.windows_on and seq % self.config.stride == 0:
             self._offer_window()
+        return hands
+
+    def _end_episode(self) -> None:
+        """Classify the open episode now (end of input, reconnect)."""
+        if self.segmenter is not None and self.segments is not None:
+            episode = self.segmenter.flush(time.time())
+            if episode is not None:
+                self.segments.submit(episode)
 
     def _offer_window(self) -> bool:
         if self.idle.idle or self.buffer.hand_frames == 0:
@@ -309,10 +439,18 @@ class Daemon:
         if self.capture.state != "eof":
             log.error("capture ended unexpectedly (camera %s)", self.capture.state)
             return False
-        if self.extracted % self.config.stride and self._last_frame_at is not None:
+        if self.mode == "idle" and self._held:  # the last frames may hold a hand: look at the newest
+            self._last_sample_ts = None
+            self._sample(*self._held.pop())
+        if self.windows_on and self.seen % self.config.stride and self._last_frame_at is not None:
             self._offer_window()
-        if not self.worker.drain(DRAIN_TIMEOUT_S):
-            log.warning("last window still running after %.0f s; exiting anyway", DRAIN_TIMEOUT_S)
+        self._end_episode()
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        drained = self.worker.drain(DRAIN_TIMEOUT_S)
+        if self.segments is not None:
+            drained &= self.segments.drain(max(0.0, deadline - time.monotonic()))
+        if not drained:
+            log.warning("last window or segment still running after %.0f s; exiting anyway", DRAIN_TIMEOUT_S)
         log.info(
             "end of input: %d frames extracted, %d windows inferred", self.extracted, self.worker.completed
         )
@@ -324,16 +462,22 @@ class Daemon:
         self.notifier.stopping()
         self.capture.stop()
         self.worker.stop()
+        if self.segments is not None:
+            self.segments.stop()
         self.status_thread.stop()
         self.preview.stop()
         try:
             self.publish_status()
         except Exception as exc:
             log.debug("final status not sent: %s", exc)
-        for thread in (self.capture, self.worker, self.status_thread, self.preview):
-            thread.join(JOIN_TIMEOUT_S)
+        threads: list[threading.Thread] = [self.capture, self.worker, self.status_thread, self.preview]
+        if self.segments is not None:
+            threads.append(self.segments)
+        deadline = time.monotonic() + JOIN_BUDGET_S
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                log.warning("%s thread did not stop within %.1f s", thread.name, JOIN_TIMEOUT_S)
+                log.warning("%s thread did not stop within %.1f s", thread.name, JOIN_BUDGET_S)
         time.sleep(0.1)  # let ZeroMQ's I/O thread hand the last messages to the kernel
         try:
             self.extractor.close()
@@ -349,9 +493,12 @@ class Daemon:
         )
         fps = (self.extracted - 1) / elapsed if elapsed > 0 else 0.0
         p50, p95 = self.worker.latency_percentiles()
+        seg = self.segments
+        s50, s95 = (None, None) if seg is None else (seg.latency_percentile(50), seg.latency_percentile(95))
         log.info(
             "summary: frames=%d extraction_fps=%.2f windows=%d skipped=%d signs=%d dropped=%d "
-            "errors(extraction=%d inference=%d frames=%d) latency_ms(p50=%s p95=%s)",
+            "errors(extraction=%d inference=%d frames=%d) latency_ms(p50=%s p95=%s) "
+            "segments=%d short=%d segment_latency_ms(p50=%s p95=%s) seen=%d wakeups=%d",
             self.extracted,
             fps,
             self.worker.completed,
@@ -361,9 +508,19 @@ class Daemon:
             self.extraction_errors,
             self.worker.errors,
             self.capture.bad_frames,
-            "-" if p50 is None else f"{p50:.1f}",
-            "-" if p95 is None else f"{p95:.1f}",
+            _ms_text(p50),
+            _ms_text(p95),
+            0 if seg is None else seg.completed,
+            0 if self.segmenter is None else self.segmenter.short,
+            _ms_text(s50),
+            _ms_text(s95),
+            self.seen,
+            len(self.wake_ms),
         )
+
+
+def _ms_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) -> Daemon:

@@ -1,0 +1,124 @@
+"""The daemon's segment thread: finished episodes in, ``segment`` messages out.
+
+Episodes are classified off the main loop (extraction must never wait for the model) and in a
+thread of their own, so a segment never competes with the sliding-window queue, whose one slot
+drops stale windows by design: every episode is classified, in order. Episodes end at most every
+``gap_s`` or so and take one inference each, so the queue stays short; a bound guards it anyway.
+
+Each episode goes through :func:`edge.runtime.classify.classify_window` with the arguments
+``slr-predict`` uses for a whole clip (resampling to the model's rate included), so the published
+top-k is the one ``slr-predict --json`` prints for the same keypoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+from edge.contract.protocol import Segment
+from edge.runtime.capture import ThrottledLog
+from edge.runtime.classify import WindowModel, classify_window
+from edge.runtime.inference_worker import INFERENCE_NICENESS, LATENCY_SAMPLES, _lower_priority, percentile
+from edge.runtime.publisher import MessageSink
+from edge.runtime.segmenter import Episode
+
+log = logging.getLogger(__name__)
+
+#: Episodes waiting for the model before new ones are refused (never reached in practice).
+MAX_PENDING = 16
+
+
+class SegmentWorker(threading.Thread):
+    """Classifies each submitted :class:`Episode` and publishes it as a ``segment``."""
+
+    def __init__(self, model: WindowModel, publisher: MessageSink, top_k: int) -> None:
+        super().__init__(name="segments", daemon=True)
+        self.model = model
+        self.publisher = publisher
+        self.top_k = top_k
+        self.completed = 0
+        self.errors = 0
+        self.refused = 0
+        #: Wall time from an episode's end being seen to its message being handed to ZeroMQ.
+        self.latency_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self._cond = threading.Condition()
+        self._pending: deque[Episode] = deque()
+        self._busy = False
+        self._stopping = False
+        self._throttled = ThrottledLog(log)
+
+    def submit(self, episode: Episode) -> None:
+        """Queue ``episode`` (FIFO); refused and counted only if :data:`MAX_PENDING` are waiting."""
+        with self._cond:
+            if len(self._pending) >= MAX_PENDING:
+                self.refused += 1
+                self._throttled(logging.WARNING, "refused", "segment queue full; episode dropped")
+                return
+            self._pending.append(episode)
+            self._cond.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every submitted episode is published; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(self._drained, timeout)
+
+    def _drained(self) -> bool:
+        return (not self._pending and not self._busy) or self._stopping
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._pending.clear()
+            self._cond.notify_all()
+
+    def latency_percentile(self, q: float) -> float | None:
+        return percentile(self.latency_ms, q)
+
+    def run(self) -> None:
+        _lower_priority(INFERENCE_NICENESS)
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending) or self._stopping)
+                if self._stopping:
+                    return
+                episode, self._busy = self._pending.popleft(), True
+            try:
+                self._process(episode)
+            except Exception as exc:  # a failed segment is counted, never fatal
+                self.errors += 1
+                self._throttled(logging.ERROR, "segment", "segment classification failed: %s", exc)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _process(self, episode: Episode) -> None:
+        result = classify_window(self.model, episode.raw, episode.ts, k=self.top_k, hands=episode.hands)
+        best = result.best
+        latency_ms = (time.time() - episode.ended_at) * 1000.0
+        self.publisher.send(
+            Segment(
+                top_k=result.rounded_top_k(),
+                start=round(float(episode.ts[0]), 4),
+                end=round(float(episode.ts[-1]), 4),
+                frames=len(episode.raw),
+                hand_frames=int(episode.hands.sum()),
+                cut=episode.cut,
+                resampled=result.resampled,
+                inference_ms=round(result.inference_ms, 3),
+                latency_ms=round(max(0.0, latency_ms), 3),
+                model=self.model.name,
+            )
+        )
+        self.latency_ms.append(latency_ms)
+        self.completed += 1
+        log.info(
+            "segment %.2f-%.2f s: %s (p=%.2f)%s",
+            episode.ts[0],
+            episode.ts[-1],
+            best.label,
+            best.prob,
+            " [cut]" if episode.cut else "",
+        )

@@ -1,0 +1,419 @@
+"""Sign segments and the idle duty cycle, through the daemon's real main loop.
+
+Scripted tests drive :class:`edge.runtime.daemon.Daemon` in process with a source whose frames
+carry their index and an extractor that looks keypoints up by it (so duty cycling, which skips
+frames, cannot shift what a frame "contains"). The MediaPipe tests build streams from identical
+decoded frames of the sample clip plus synthetic empty-scene frames, and compare with
+``slr-predict --json`` on the clip.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import assert_same_top_k
+
+from edge.contract.layout import RIGHT_HAND, empty_frame, has_hands
+from edge.contract.protocol import Segment, validate
+from edge.runtime.classify import classify_window
+from edge.runtime.config import DaemonConfig
+from edge.runtime.daemon import Daemon
+from edge.runtime.inference import EdgeModel, load_model
+from edge.runtime.inference_worker import WindowJob
+from edge.runtime.sources import Frame, open_source
+
+REPO = Path(__file__).resolve().parents[1]
+HANG_GUARD_S = 900.0
+FPS = 30.0
+
+
+class RecordingPublisher:
+    endpoint = "inproc://test"
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, message: Any) -> bool:
+        self.sent.append(message)
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def of(self, topic: str) -> list[Any]:
+        return [m for m in self.sent if topic == m.TOPIC]
+
+
+def segment_dict(segment: Segment) -> dict[str, Any]:
+    payload = segment.to_payload()
+    validate("segment", {**payload, "v": 1, "seq": 0, "ts": 0.0, "topic": "segment"})
+    return payload
+
+
+# -- scripted: frames that carry their index ------------------------------------------------------
+
+
+def tagged(i: int) -> np.ndarray:
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[0, 0] = (*divmod(i, 256), 1)  # the 1 tells a tagged frame from the daemon's blank one
+    return rgb
+
+
+class IndexedSource:
+    """A 30 fps "file" of ``n`` frames whose pixels encode their index."""
+
+    is_live, fps, name = False, FPS, "indexed.mp4"
+
+    def __init__(self, n: int) -> None:
+        self.n, self.i = n, 0
+
+    def read(self) -> Frame | None:
+        if self.i == self.n:
+            return None
+        self.i += 1
+        return Frame(tagged(self.i - 1), (self.i - 1) / FPS, self.i - 1)
+
+    def close(self) -> None:
+        pass
+
+
+class TableExtractor:
+    """Keypoints looked up by the frame's index; a blank (untagged, larger) frame gives nothing."""
+
+    def __init__(self, table: Callable[[int], np.ndarray]) -> None:
+        self.table = table
+        self.calls: list[int] = []
+
+    def extract(self, rgb: np.ndarray) -> np.ndarray:
+        if not rgb[0, 0, 2]:
+            self.calls.append(-1)
+            return empty_frame()
+        i = int(rgb[0, 0, 0]) * 256 + int(rgb[0, 0, 1])
+        self.calls.append(i)
+        return self.table(i)
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def scripted_hands(pattern: Callable[[int], bool]) -> Callable[[int], np.ndarray]:
+    def table(i: int) -> np.ndarray:
+        kp = empty_frame()
+        kp[:468] = 0.5
+        if pattern(i):
+            kp[RIGHT_HAND] = 0.1 + (i % 50) / 200
+        return kp
+
+    return table
+
+
+def run_daemon(
+    model: EdgeModel, source: Any, extractor: Any, jobs: list[WindowJob] | None = None, **settings: Any
+) -> tuple[Daemon, RecordingPublisher]:
+    """Run the daemon to the end of ``source``; ``jobs`` collects every window offered to inference."""
+    config = DaemonConfig(model="m.onnx", source=getattr(source, "name", "x.mp4"), **settings)
+    publisher = RecordingPublisher()
+    daemon = Daemon(config, model, extractor, publisher, source)
+    if jobs is not None:
+        submit = daemon.worker.submit
+
+        def record(job: WindowJob) -> None:
+            jobs.append(job)
+            submit(job)
+
+        daemon.worker.submit = record  # type: ignore[method-assign]
+    done: list[int] = []
+    thread = threading.Thread(target=lambda: done.append(daemon.run()))
+    thread.start()
+    thread.join(HANG_GUARD_S)
+    assert done == [0]
+    return daemon, publisher
+
+
+@pytest.fixture(scope="module")
+def model(tiny_onnx_path: Path) -> EdgeModel:
+    return load_model(tiny_onnx_path)
+
+
+def test_cut_open_at_eof_short_and_empty_scene(model: EdgeModel) -> None:
+    # hands 10..99 (3 s: cut at max 2 s), a 2-frame flicker at 150 (dropped as short), hands from 200
+    # to the end of the file (classified at EOF); frames 100..149 and 152..199 are an empty scene.
+    def pattern(i: int) -> bool:
+        return 10 <= i < 100 or 150 <= i < 152 or i >= 200
+
+    daemon, pub = run_daemon(
+        model,
+        IndexedSource(240),
+        TableExtractor(scripted_hands(pattern)),
+        max_segment_s=2.0,
+        gap_s=0.5,
+        min_segment_frames=5,
+        idle_after_s=60.0,
+    )
+    spans = [(round(s.start * FPS), round(s.end * FPS), s.cut) for s in pub.of("segment")]
+    assert spans == [(10, 69, True), (70, 99, False), (200, 239, False)]
+    for s in pub.of("segment"):
+        segment_dict(s)
+        assert s.hand_frames == s.frames and s.latency_ms >= 0
+    assert daemon.segmenter is not None and daemon.segmenter.short == 1
+    assert pub.of("status")[-1].short_segments == 1
+
+
+def test_publish_setting_chooses_windows_or_segments(model: EdgeModel) -> None:
+    table = scripted_hands(lambda i: 5 <= i < 60)
+    _, windows = run_daemon(model, IndexedSource(90), TableExtractor(table), publish="windows")
+    _, segments = run_daemon(model, IndexedSource(90), TableExtractor(table), publish="segments")
+    assert windows.of("prediction") and not windows.of("segment")
+    assert segments.of("segment") and not segments.of("prediction") and not segments.of("sign")
+
+
+@pytest.fixture(scope="module")
+def clip_keypoints(tiny_vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """The reference extraction of the sample clip (hands in frames 0..95)."""
+    return tiny_vectors["case0_raw"]
+
+
+def test_duty_cycle_loses_no_prediction_scripted(model: EdgeModel, clip_keypoints: np.ndarray) -> None:
+    """10 s of empty scene, then the clip: from the first hand frame on, the same windows and segment."""
+    lead = 300 + 7  # the clip starts between two idle samples
+
+    def table(i: int) -> np.ndarray:
+        if i < lead:
+            kp = empty_frame()
+            kp[:468] = 0.4
+            return kp
+        return clip_keypoints[i - lead]
+
+    n = lead + len(clip_keypoints)
+    off_jobs: list[WindowJob] = []
+    on_jobs: list[WindowJob] = []
+    off, off_pub = run_daemon(model, IndexedSource(n), TableExtractor(table), off_jobs, idle_fps=0.0)
+    on_extractor = TableExtractor(table)
+    on, on_pub = run_daemon(model, IndexedSource(n), on_extractor, on_jobs, idle_fps=3.0)
+    # idle from 3 s to 10.2 s: 3 frames/s instead of 30; then the clip and the replayed frames
+    assert off.extracted == n and on.extracted <= 90 + 23 + len(clip_keypoints) + 11
+    assert len(on.wake_ms) == 1
+    # waking: the sample with a hand, a blank frame (MediaPipe forgets it), then the frames held
+    # since the previous sample and everything after, in order
+    blank = on_extractor.calls.index(-1)
+    replay = on_extractor.calls[blank + 1 :]
+    assert lead <= on_extractor.calls[blank - 1] < lead + 10
+    assert replay == list(range(replay[0], n)) and lead - 10 < replay[0] <= lead
+
+    # The windows offered to inference (the worker may skip some when busy, so compare offers).
+    def from_first_hand(jobs: list[WindowJob]) -> list[WindowJob]:
+        return [job for job in jobs if job.ts[-1] >= lead / FPS]
+
+    got, expected = from_first_hand(on_jobs), from_first_hand(off_jobs)
+    assert len(expected) == len(clip_keypoints) // 8 + 1  # every 8th frame, and the one at the end
+    assert [job.ts[-1] for job in got] == [job.ts[-1] for job in expected]
+    for a, b in zip(got, expected, strict=True):
+        ra, rb = (classify_window(model, j.raw, j.ts, k=5, max_frames=model.window) for j in (a, b))
+        assert ra.resampled is rb.resampled is False  # sparse idle frames do not make it resample
+        assert [(e.label, e.index) for e in ra.top_k] == [(e.label, e.index) for e in rb.top_k]
+        assert np.allclose([e.prob for e in ra.top_k], [e.prob for e in rb.top_k], rtol=0, atol=1e-6)
+        assert ra.hand_frames == rb.hand_frames
+    (seg_on,), (seg_off,) = on_pub.of("segment"), off_pub.of("segment")
+    assert seg_on.start == seg_off.start == round(lead / FPS, 4)  # the first hand frame was not delayed
+    assert list(seg_on.top_k) == list(seg_off.top_k)
+    assert {s.extraction_mode for s in on_pub.of("status")} <= {"full", "idle"}
+
+
+# -- MediaPipe: identical decoded frames of the sample clip -------------------------------------------
+
+
+class ChainSource:
+    """A 30 fps "file" of parts: ``("clip", path)`` decodes the clip again, ``("blank", n)`` empty frames.
+
+    Decoding is deterministic, so every copy of the clip has exactly the frames ``slr-predict``
+    decodes; timestamps run on at 1/30 s across parts.
+    """
+
+    is_live, fps, name = False, FPS, "chain.mp4"
+
+    def __init__(self, parts: list[tuple[str, Any]], shape: tuple[int, int, int]) -> None:
+        self._frames = self._iterate(parts, shape)
+        self.i = 0
+
+    @staticmethod
+    def _iterate(parts: list[tuple[str, Any]], shape: tuple[int, int, int]) -> Iterator[np.ndarray]:
+        blank = np.zeros(shape, np.uint8)
+        for kind, arg in parts:
+            if kind == "blank":
+                yield from (blank for _ in range(arg))
+            else:
+                with open_source(str(arg)) as clip:
+                    yield from (frame.rgb for frame in clip)
+
+    def read(self) -> Frame | None:
+        rgb = next(self._frames, None)
+        if rgb is None:
+            return None
+        self.i += 1
+        return Frame(rgb, (self.i - 1) / FPS, self.i - 1)
+
+    def close(self) -> None:
+        pass
+
+
+def holistic() -> Any:
+    from edge.runtime.holistic import HolisticExtractor
+
+    return HolisticExtractor(quiet=True)
+
+
+@pytest.fixture(scope="module")
+def clip_shape(sample_video: Path) -> tuple[int, int, int]:
+    with open_source(str(sample_video)) as source:
+        first = source.read()
+        assert first is not None
+        return first.rgb.shape
+
+
+@pytest.mark.parametrize("idle_fps", [0.0, 3.0], ids=["duty-off", "duty-on"])
+def test_clip_gap_clip_gives_two_segments_equal_to_slr_predict(
+    model: EdgeModel,
+    sample_video: Path,
+    clip_shape: tuple[int, int, int],
+    sample_predict_json: dict[str, Any],
+    idle_fps: float,
+) -> None:
+    """Empty scene + clip + 1 s empty + clip: two segments, each what ``slr-predict`` says of the clip.
+
+    With the duty cycle on, the 10 s empty lead is extracted at 3 frames/s once idle, and the first
+    clip still gives exactly the keypoints of an uninterrupted run, so the same segment; no segment
+    comes from the empty scene.
+    """
+    lead = 300 if idle_fps else 30  # only the duty cycle needs the long empty lead to go idle
+    parts = [("blank", lead), ("clip", sample_video), ("blank", 30), ("clip", sample_video)]
+    daemon, pub = run_daemon(model, ChainSource(parts, clip_shape), holistic(), idle_fps=idle_fps)
+    segments = [segment_dict(s) for s in pub.of("segment")]
+    assert len(segments) == 2, segments
+    for segment, first in zip(segments, (lead, lead + 112 + 30), strict=True):
+        assert_same_top_k(segment["top_k"], sample_predict_json["top_k"])
+        assert segment["hand_frames"] == sample_predict_json["hand_frames"]
+        assert round(segment["start"] * FPS) == first and not segment["cut"]
+    if idle_fps:
+        assert daemon.extracted < lead + 2 * 112 and len(daemon.wake_ms) == 1
+
+
+def test_demo_gif_segments_follow_hand_presence(model: EdgeModel, demo_gif: Path) -> None:
+    """Continuous signing: segments start and end on hand frames, with >= gap_s without hands around."""
+
+    class Recording:
+        def __init__(self) -> None:
+            self.inner = holistic()
+            self.hands: list[bool] = []
+
+        def extract(self, rgb: np.ndarray) -> np.ndarray:
+            kp = self.inner.extract(rgb)
+            self.hands.append(bool(has_hands(kp)))
+            return kp
+
+        def reset(self) -> None:
+            self.inner.reset()
+
+        def close(self) -> None:
+            self.inner.close()
+
+    extractor = Recording()
+    source = open_source(str(demo_gif))
+    fps = source.fps or 10.0
+    gap = 0.5
+    daemon, pub = run_daemon(model, source, extractor, gap_s=gap, idle_fps=0.0, min_segment_frames=3)
+    hands = np.array(extractor.hands)
+    segments = [segment_dict(s) for s in pub.of("segment")]
+    bounds = [(round(s["start"] * fps), round(s["end"] * fps)) for s in segments]
+    print(f"demo GIF ({len(hands)} frames at {fps:g} fps), segments (first, last frame):", bounds)
+    print("hand presence:", "".join("1" if h else "0" for h in hands))
+    assert segments, "the demo GIF holds signing"
+    gap_frames = int(np.ceil(gap * fps - 1e-6))
+    for (first, last), segment in zip(bounds, segments, strict=True):
+        assert hands[first] and hands[last]
+        assert segment["hand_frames"] == int(hands[first : last + 1].sum())
+        assert not hands[max(0, first - gap_frames) : first].any() or first == 0 or segment is segments[0]
+        quiet_after = hands[last + 1 : last + 1 + gap_frames]
+        assert not quiet_after.any() or segment["cut"]
+    # everything with hands is in a segment unless it was a dropped short flicker
+    covered = np.zeros(len(hands), bool)
+    for first, last in bounds:
+        covered[first : last + 1] = True
+    assert hands[~covered].sum() <= 3 * daemon.segmenter.short  # type: ignore[union-attr]
+
+
+# -- live: ffmpeg -re into a local MPEG-TS socket -----------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_live_stream_of_the_clip_gives_one_segment_with_the_same_top1(
+    tiny_onnx_path: Path, sample_video: Path, sample_predict_json: dict[str, Any], tmp_path: Path
+) -> None:
+    from edge.runtime.publisher import Subscriber
+
+    port = free_port()
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    log = (tmp_path / "daemon.log").open("wb")
+    # The daemon starts first and waits for the stream (retrying), so that once ffmpeg serves it
+    # the clip plays at 30 fps to a daemon that is up: nothing piles up in the socket meanwhile.
+    daemon = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "edge.commands.edge_cli", "run", "--model", str(tiny_onnx_path)),
+            *("--source", f"tcp://127.0.0.1:{port}", "--endpoint", endpoint, "--publish", "segments"),
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=log,
+    )
+    ffmpeg: subprocess.Popen[bytes] | None = None
+    segments: list[dict[str, Any]] = []
+    try:
+        with Subscriber(endpoint, ["segment", "status"]) as sub:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and (msg := sub.recv(timeout_s=1.0)) is None:
+                pass  # until the daemon is up (its first status)
+            ffmpeg = subprocess.Popen(
+                [
+                    *("ffmpeg", "-loglevel", "error", "-re", "-i", str(sample_video)),
+                    *("-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"),
+                ],
+                stdin=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 120  # the clip lasts 3.7 s; the daemon retries within 10 s
+            while time.monotonic() < deadline:
+                msg = sub.recv(timeout_s=0.5)
+                if msg is not None and msg[0] == "segment":
+                    segments.append(msg[1])
+                elif msg is not None and ffmpeg.poll() is not None and msg[1]["camera"] == "lost":
+                    break  # the stream ended: the open episode has been handed to the segment thread
+            while (msg := sub.recv(timeout_s=3.0)) is not None:
+                if msg[0] == "segment":
+                    segments.append(msg[1])
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        if ffmpeg is not None and ffmpeg.poll() is None:
+            ffmpeg.kill()
+        log.close()
+    text = (tmp_path / "daemon.log").read_text(errors="replace")
+    assert len(segments) == 1, text
+    (segment,) = segments
+    validate("segment", segment)
+    assert segment["top_k"][0]["label"] == sample_predict_json["top_k"][0]["label"], (segment, text)
+    assert segment["hand_frames"] >= 10
