@@ -110,3 +110,37 @@ def test_exported_tiny_checkpoint_reproduces_golden_logits(
         np.testing.assert_allclose(frames, tiny_vectors[f"case{case}_frames"], atol=1e-6)
         logits = model.predict(frames, idx)
         np.testing.assert_allclose(logits, tiny_vectors[f"case{case}_logits"][0], atol=1e-4)
+
+
+def nan_model(model_path: Path, out: Path) -> Path:
+    """A contract-valid copy of ``model_path`` whose weights are NaN (a diverged checkpoint)."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(model_path))
+    for i, tensor in enumerate(proto.graph.initializer):
+        values = numpy_helper.to_array(tensor)
+        if values.dtype == np.float32:
+            poisoned = numpy_helper.from_array(np.full_like(values, np.nan), tensor.name)
+            proto.graph.initializer[i].CopyFrom(poisoned)
+    onnx.save(proto, str(out))
+    return out
+
+
+def test_model_with_non_finite_outputs_is_refused(model_path: Path, tmp_path: Path) -> None:
+    message = one_line_error(nan_model(model_path, tmp_path / "nan.onnx"), "non-finite")
+    assert "nan.onnx" in message
+
+
+def test_finiteness_check_is_callable_with_any_session(model_path: Path) -> None:
+    """Export's verification holds a bare ORT session, not an EdgeModel: the check takes a callable."""
+    from edge.runtime.inference import check_finite_outputs, create_session
+
+    session = create_session(model_path)
+
+    def run(frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return session.run(["logits"], {"frames": frames, "frame_idx": idx})[0]
+
+    check_finite_outputs(run, 128, model_path)  # finite: no error
+    with pytest.raises(ModelError, match="non-finite"):
+        check_finite_outputs(lambda f, i: run(f, i) * np.inf, 128, "probe")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -189,3 +190,117 @@ def test_camera_without_first_frame_fails_at_open() -> None:
     with pytest.raises(SourceError, match="no frame could be decoded"):
         VideoSource(camera, "/dev/video0", is_live=True)  # type: ignore[arg-type]
     assert camera.released
+
+
+@pytest.mark.parametrize(
+    ("shown", "expected"),
+    [
+        ("rtsp://admin:s3cret@10.0.0.5:554/stream", "rtsp://***@10.0.0.5:554/stream"),
+        ("http://user@cam.local/video.mjpg", "http://***@cam.local/video.mjpg"),
+        ("cannot open stream 'rtsp://a:b@h/x': down", "cannot open stream 'rtsp://***@h/x': down"),
+        ("http://cam/video.cgi?user=admin&pwd=s3cret&res=1", "http://cam/video.cgi?user=***&pwd=***&res=1"),
+        ("/dev/video0", "/dev/video0"),
+        ("clips/a@b.mp4", "clips/a@b.mp4"),  # not a URL: an @ in a file name stays
+        (3, "3"),
+    ],
+)
+def test_redact_hides_credentials(shown: str | int, expected: str) -> None:
+    from edge.runtime.sources import redact
+
+    assert redact(shown) == expected
+
+
+def _open_in_thread(spec: str, timeout_s: float) -> BaseException | None:
+    """open_source(spec) in a thread; what it raised (None if it opened), or a failure if it hangs."""
+    import threading
+
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            open_source(spec).close()
+            outcome.append(None)
+        except BaseException as exc:  # handed back to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not outcome:
+        pytest.fail(f"open_source({spec!r}) still blocked after {timeout_s} s")
+    return outcome[0]
+
+
+def test_fifo_and_socket_are_refused_not_opened(tmp_path: Path) -> None:
+    """A FIFO nobody writes to would block FFmpeg forever; it is refused before opening."""
+    import os
+    import socket
+
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)
+    sock_path = tmp_path / "clip.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    try:
+        for path, kind in ((fifo, "is a FIFO"), (sock_path, "is a socket")):
+            error = _open_in_thread(str(path), timeout_s=30)
+            assert isinstance(error, SourceError) and kind in str(error), error
+            _assert_one_line_naming(error, str(path))
+    finally:
+        server.close()
+
+
+def test_check_source_path_wants_regular_files_and_character_devices(tmp_path: Path) -> None:
+    from edge.runtime.sources import check_source_path
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    link = tmp_path / "link.mp4"
+    link.symlink_to(video)
+    check_source_path(video)
+    check_source_path(str(link))  # symlinks are followed
+    check_source_path("/dev/null")  # a character device passes here; V4L2 then says if it captures
+    with pytest.raises(SourceError, match="is a directory, not a video file"):
+        check_source_path(tmp_path)
+    with pytest.raises(SourceError, match="device /dev/video96 not found"):
+        check_source_path("96")
+
+
+@pytest.fixture
+def silent_peer() -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that accepts connections and never sends a byte."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_stream_peer_that_never_answers_times_out_without_leaking_password(silent_peer: int) -> None:
+    url = f"http://viewer:hunter2@127.0.0.1:{silent_peer}/cam.mjpg"
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="cannot open stream") as info:
+        open_source(url, open_timeout_s=1.0, read_timeout_s=1.0)
+    elapsed = time.monotonic() - started
+    assert "hunter2" not in str(info.value) and "***@127.0.0.1" in str(info.value)
+    assert elapsed < 25.0, f"open took {elapsed:.1f} s despite a 1 s timeout"  # FFmpeg's own: 30 s+

@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.runtime.classify import classify_clip
     from edge.runtime.holistic import HolisticExtractor
     from edge.runtime.inference import load_model
-    from edge.runtime.sources import open_source
+    from edge.runtime.sources import open_source, redact
 
     if (args.video is None) == (args.camera is None):
         raise ValueError("give either a VIDEO file or --camera [DEVICE]")
@@ -165,10 +165,11 @@ def run(args: argparse.Namespace) -> int:
             raw, ts, fps = _extract_file(source, extractor, progress)
         else:
             raw, ts, fps = _record_camera(name, source, args.seconds, args.countdown, extractor, progress)
-    result = classify_clip(model, raw, ts, k=args.top_k, source=name, clip_fps=fps)
+    shown = redact(name)  # a camera URL's password is never printed
+    result = classify_clip(model, raw, ts, k=args.top_k, source=shown, clip_fps=fps)
     if result.hand_frames == 0:
         print(
-            f"slr-predict: warning: no hands found in {name}; the result is not meaningful", file=sys.stderr
+            f"slr-predict: warning: no hands found in {shown}; the result is not meaningful", file=sys.stderr
         )
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))

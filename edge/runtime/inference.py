@@ -3,14 +3,16 @@
 The ``.onnx`` file is everything the device gets, so it is checked once, at load, before any
 thread starts: a wrong or damaged file must be a one-line :class:`ModelError` (exit code 2), not
 a failure an hour into the run. A warm-up inference on a zero window checks that the output size
-matches the labels and takes the first-run cost out of the latency figures.
+matches the labels and takes the first-run cost out of the latency figures, and
+:func:`check_finite_outputs` refuses a model whose outputs are NaN or infinite (damaged weights, a
+diverged checkpoint): such a model would run forever without publishing anything meaningful.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -113,6 +115,35 @@ class EdgeModel:
     def predict(self, frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Logits ``[C]`` for one preprocessed window ``frames [window, 92, 3]``, ``idx [window]``."""
         return self.predict_batch(frames[None], idx[None])[0]
+
+
+def probe_windows(window: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Test inputs ``(frames [1, window, 92, 3], idx [1, window])``: all zeros, and a fixed pseudo-random
+    window in [-1, 1] (seeded, so every tool probes the same inputs)."""
+    idx = np.arange(window, dtype=np.float32)[None]
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(-1.0, 1.0, (1, window, NUM_MODEL_ROWS, 3)).astype(np.float32)
+    return [(np.zeros((1, window, NUM_MODEL_ROWS, 3), np.float32), idx), (noise, idx)]
+
+
+def check_finite_outputs(
+    predict_batch: Callable[[np.ndarray, np.ndarray], np.ndarray], window: int, origin: str | Path
+) -> None:
+    """Raise :class:`ModelError` unless ``predict_batch`` gives finite logits on :func:`probe_windows`.
+
+    The one finiteness check of a model's outputs: the daemon's start and ``check-model`` run it
+    through :func:`load_model`; export's verification calls it with its own session
+    (``lambda f, i: session.run(["logits"], {"frames": f, "frame_idx": i})[0]``). ``origin``
+    names the model in the message.
+    """
+    for frames, idx in probe_windows(window):
+        logits = np.asarray(predict_batch(frames, idx))
+        if not np.isfinite(logits).all():
+            bad = int((~np.isfinite(logits)).sum())
+            raise ModelError(
+                f"model {origin} outputs non-finite values (NaN or infinity; {bad} of {logits.size} logits) "
+                "on a test window: its weights are damaged or it was exported from a diverged checkpoint"
+            )
 
 
 def _dims_ok(shape: list[Any], expected: tuple[int, ...]) -> bool:
@@ -235,4 +266,5 @@ def load_model(path: str | Path, threads: int = 1) -> EdgeModel:
             f"model {path} outputs {logits.shape[-1] if logits.ndim else 0} classes "
             f"but {META_LABELS} lists {len(labels)} labels"
         )
+    check_finite_outputs(model.predict_batch, window, path)
     return model

@@ -11,11 +11,19 @@ looks like:
   :class:`SourceLost` (a :class:`SourceError`) from ``read()`` and from iteration. A live
   source never returns ``None``, so "camera lost" can't be confused with a normal end: the
   daemon catches ``SourceLost`` and reopens or exits.
+
+Two rules every tool gets from here: a source is shown only through :func:`redact` (a camera URL's
+``user:password@`` never reaches a log, an error or a subscriber), and only regular files and
+character devices are opened (:func:`check_source_path`: a FIFO would block the decoder forever).
+Network streams are opened and read with bounded timeouts, so a peer that accepts and never
+answers, or a stream that freezes, becomes a :class:`SourceError` instead of a hang.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +38,11 @@ import numpy as np
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 _OPENCV_LOG_LEVEL_ERROR = 2  # cv2.utils.logging.LOG_LEVEL_ERROR, absent from the pip wheels
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+#: Default bounds for network streams (the daemon's settings override them): opening (connect +
+#: probe) and the wait for the next frame. FFmpeg's own defaults are 30 s or unbounded.
+STREAM_OPEN_TIMEOUT_S = 5.0
+STREAM_READ_TIMEOUT_S = 5.0
 
 # FFmpeg's "moov atom not found" and friends would otherwise be printed for every bad file;
 # we report those ourselves as SourceError. Read by OpenCV when it opens a capture.
@@ -55,6 +68,66 @@ class SourceLost(SourceError):
     """A live source (camera, stream) stopped delivering frames after it was opened."""
 
 
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]*@")
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&;](?:user|username|pass|passwd|password|pwd|token|key|auth|secret)=)[^&;#\s]*"
+)
+
+
+def redact(text: str | int | os.PathLike[str]) -> str:
+    """``text`` with the credentials of any URL in it replaced by ``***``; how a source is shown.
+
+    ``rtsp://admin:pw@cam/stream`` → ``rtsp://***@cam/stream``; query parameters that carry a
+    secret (``?user=…&password=…``, ``token=``) are masked too. Works on whole messages as well as
+    on a bare source, so status messages, logs, errors and ``slr-predict``'s output all use it.
+    """
+    shown = _USERINFO.sub(r"\1***@", os.fspath(text) if isinstance(text, os.PathLike) else str(text))
+    return _SECRET_QUERY.sub(r"\1***", shown)
+
+
+def camera_path(device: str | int) -> str:
+    """The device file of a camera spec: ``0`` → ``/dev/video0``; ``/dev/...`` unchanged."""
+    text = str(device).strip()
+    return f"/dev/video{text}" if text.isdigit() else text
+
+
+_FILE_TYPES = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def check_source_path(spec: str | os.PathLike[str]) -> None:
+    """Refuse a path no decoder should be given; raise :class:`SourceError` (one line) if so.
+
+    A video file must be a regular file (symlinks followed) and a ``/dev/...`` camera a character
+    device. A FIFO, socket or block device would make FFmpeg block forever on the first read
+    (nothing writes to it) or read a disk, so every tool checks here before opening.
+    """
+    text = os.fspath(spec) if isinstance(spec, os.PathLike) else str(spec).strip()
+    camera = source_kind(text) == "camera"
+    path = camera_path(text) if camera else text
+    what = f"camera {redact(text)!r}" if camera else f"video {redact(text)!r}"
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise SourceError(
+            f"cannot open {what}: " + (f"device {path} not found" if camera else "file not found")
+        ) from None
+    except OSError as exc:
+        raise SourceError(f"cannot open {what}: {exc.strerror or exc}") from None
+    if camera and stat.S_ISCHR(info.st_mode):
+        return
+    if not camera and stat.S_ISREG(info.st_mode):
+        return
+    kind = next((name for test, name in _FILE_TYPES if test(info.st_mode)), "not a regular file")
+    expected = "a capture device" if camera else "a video file"
+    raise SourceError(f"cannot open {what}: {path} is {kind}, not {expected}")
+
+
 class VideoSource:
     """Iterator of :class:`Frame` over one ``cv2.VideoCapture``; also a context manager.
 
@@ -63,7 +136,7 @@ class VideoSource:
 
     def __init__(self, capture: cv2.VideoCapture, name: str, *, is_live: bool, loop: bool = False) -> None:
         self._cap = capture
-        self.name = name
+        self.name = redact(name)  # shown in logs and errors: never with a camera password
         self.is_live = is_live
         self._loop = loop and not is_live
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -81,7 +154,7 @@ class VideoSource:
         if first is None:
             self.close()
             what = "camera" if is_live else "video"
-            raise SourceError(f"cannot read {what} {name!r}: no frame could be decoded")
+            raise SourceError(f"cannot read {what} {self.name!r}: no frame could be decoded")
         self._pending = first
 
     # -- public API -------------------------------------------------------------------------
@@ -185,11 +258,20 @@ def is_live_spec(spec: str | int) -> bool:
     return source_kind(spec) != "file"
 
 
-def open_source(spec: str | int, *, loop: bool = False) -> VideoSource:
+def open_source(
+    spec: str | int,
+    *,
+    loop: bool = False,
+    open_timeout_s: float = STREAM_OPEN_TIMEOUT_S,
+    read_timeout_s: float = STREAM_READ_TIMEOUT_S,
+) -> VideoSource:
     """Open a video file, a camera (``/dev/videoN``, ``N`` or ``"N"``) or an RTSP/HTTP(S) URL.
 
-    ``loop`` restarts a file at its end (ignored for live sources). Raises :class:`SourceError`
-    with a one-line message when the source can't be opened or its first frame can't be decoded.
+    ``loop`` restarts a file at its end (ignored for live sources). ``open_timeout_s`` and
+    ``read_timeout_s`` bound a network stream's connection and each wait for a frame (a stream
+    silent for longer counts as lost). Raises :class:`SourceError` with a one-line message (the
+    source shown through :func:`redact`) when the source can't be opened or its first frame can't
+    be decoded.
     """
     if isinstance(spec, bool) or not isinstance(spec, (str, int, os.PathLike)):
         raise SourceError(f"cannot open source {spec!r}: expected a path, URL or camera index")
@@ -201,16 +283,24 @@ def open_source(spec: str | int, *, loop: bool = False) -> VideoSource:
     text = str(spec).strip()
     if kind == "camera":
         return _open_camera(int(text) if text.isdigit() else text)
-    cap = cv2.VideoCapture(text, cv2.CAP_FFMPEG)
+    timeouts = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        max(1, round(open_timeout_s * 1000)),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        max(1, round(read_timeout_s * 1000)),
+    ]
+    cap = cv2.VideoCapture(text, cv2.CAP_FFMPEG, timeouts)
     if not cap.isOpened():
-        raise SourceError(f"cannot open stream {text!r}: unreachable or not a video stream")
+        raise SourceError(
+            f"cannot open stream {redact(text)!r}: unreachable, not answering within "
+            f"{open_timeout_s:g} s, or not a video stream"
+        )
     return VideoSource(cap, text, is_live=True)
 
 
 def _open_camera(device: str | int) -> VideoSource:
-    path = f"/dev/video{device}" if isinstance(device, int) else device
-    if not os.path.exists(path):
-        raise SourceError(f"cannot open camera {str(device)!r}: device {path} not found")
+    path = camera_path(device)
+    check_source_path(path)
     if not os.access(path, os.R_OK | os.W_OK):
         raise SourceError(f"cannot open camera {str(device)!r}: permission denied on {path} (video group?)")
     cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
@@ -221,10 +311,7 @@ def _open_camera(device: str | int) -> VideoSource:
 
 def _open_file(spec: str, loop: bool) -> VideoSource:
     path = Path(spec)
-    if not path.exists():
-        raise SourceError(f"cannot open video {spec!r}: file not found")
-    if path.is_dir():
-        raise SourceError(f"cannot open video {spec!r}: is a directory")
+    check_source_path(path)
     if not os.access(path, os.R_OK):
         raise SourceError(f"cannot open video {spec!r}: permission denied")
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
