@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from pathlib import Path
 
 
@@ -13,3 +15,24 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (``os.umask`` can only be read by setting it, so it is set back at once)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def new_file_mode(base: int = 0o666) -> int:
+    """The mode ``open()`` would give a new file: ``base`` less the umask.
+
+    Temporary files (``mkstemp``: 0600) that are renamed into place get this mode, so a result
+    is exactly as shared as the user asked for: a private umask (077) keeps face landmarks,
+    which are biometric data, private.
+    """
+    return base & ~current_umask()
