@@ -11,12 +11,15 @@ a user would run it, and must:
 * leave nothing behind that claims to be complete (no output file, no ``.npz``, no metrics),
 * never print the camera password that some of the inputs carry.
 
-All cases run in a small thread pool (the commands are separate processes), cheap commands
-first; one test reports every misbehaving case at once. docs/RELIABILITY.md has the figures.
+Cases that end at start-up run one after another in a single interpreter through the same entry
+points as the console scripts (:mod:`tests.helpers_batch`: importing torch once instead of a
+hundred times); the others (daemons, signals, special files, worker pools) run as their own
+processes in parallel. One test reports every misbehaving case at once. docs/RELIABILITY.md has the figures.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -561,6 +564,49 @@ def _run(case: Case, env: dict[str, str], cwd: Path) -> Outcome:
     return Outcome(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
+def _batchable(case: Case) -> bool:
+    """Cases that fail at start-up in one process, without signals or special files of their own."""
+    from tests.helpers_batch import TARGETS
+
+    argv = case.argv
+    special = any("fifo" in arg or arg.startswith("/dev/") or "rtsp://" in arg for arg in argv)
+    return Path(argv[0]).name in TARGETS and argv[1:2] != ["run"] and not special
+
+
+def run_cases(cases: list[Case], env: dict[str, str], cwd: Path) -> list[tuple[Case, Outcome]]:
+    """Batchable cases in one interpreter (:mod:`tests.helpers_batch`), the rest as their own
+    processes, in parallel; results in the order of ``cases``."""
+    batch = [case for case in cases if _batchable(case)]
+    alone = [case for case in cases if not _batchable(case)]
+    with ThreadPoolExecutor(max(2, min(6, 2 * (os.cpu_count() or 1)))) as pool:
+        batched = pool.submit(_run_batch, batch, env, cwd)
+        futures = {case.name: pool.submit(_run, case, env, cwd) for case in alone}
+        outcomes = {case.name: future.result() for case, future in zip(alone, futures.values(), strict=True)}
+        outcomes.update(batched.result())
+    return [(case, outcomes[case.name]) for case in cases]
+
+
+def _run_batch(cases: list[Case], env: dict[str, str], cwd: Path) -> dict[str, Outcome]:
+    if not cases:
+        return {}
+    request = json.dumps([{"argv": case.argv, "timeout": case.timeout} for case in cases])
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.helpers_batch"],
+        input=request,
+        capture_output=True,
+        text=True,
+        timeout=sum(case.timeout for case in cases) + 120,
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        cwd=cwd,
+    )
+    assert done.returncode == 0, f"the batch runner failed:\n{done.stderr[-3000:]}"
+    answers = json.loads(done.stdout)
+    return {
+        case.name: Outcome(answer["code"], answer["out"], answer["err"], answer["seconds"])
+        for case, answer in zip(cases, answers, strict=True)
+    }
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Corpus:
     if shutil.which("ffmpeg") is None:
@@ -601,9 +647,7 @@ def test_hostile_corpus(corpus: Corpus) -> None:
     assert len({case.name for case in cases}) == len(cases), "case names must be unique"
     assert {"check-model", "run", "listen", "predict", "extract", "eval", "train", "export"} <= commands
     started = time.monotonic()
-    with ThreadPoolExecutor(max(2, min(6, 2 * (os.cpu_count() or 1)))) as pool:
-        futures = [(case, pool.submit(_run, case, env, corpus.root)) for case in cases]
-        results = [(case, future.result()) for case, future in futures]
+    results = run_cases(cases, env, corpus.root)
     report = []
     for case, outcome in results:
         problems = _problems(case, outcome)

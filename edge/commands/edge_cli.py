@@ -56,7 +56,9 @@ def _add_check_parser(subparsers: Any) -> None:
         "check-model",
         help="validate an .onnx model and print its metadata",
         description="Load MODEL exactly as the daemon would and print a summary; exit 2 if it is unusable.",
-        epilog="example:\n  slr-edge check-model slovo.onnx --json",
+        epilog="example:\n  slr-edge check-model slovo.onnx --json\n\n"
+        "exit codes: 0 the daemon can run it, 2 unusable (missing, not a regular file, corrupt, "
+        "wrong metadata, or NaN/inf outputs), 1 unexpected error",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("model", metavar="MODEL")

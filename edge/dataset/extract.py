@@ -43,7 +43,11 @@ Read them with edge.contract.keypoint_file.load_keypoints().
 
 Resuming: videos whose OUTDIR/<id>.npz exists are skipped (files are written atomically, so an
 interrupted run never leaves a partial .npz); rerun the same command to continue, or pass
---overwrite to redo them. A video that cannot be read is reported at the end and skipped.
+--overwrite to redo them. A video that cannot be read (missing, not a regular file, corrupt) or
+that ends before the frame count its container declares (a truncated copy) is reported at the
+end and no .npz is written for it, so the next run tries it again. Landmark files get the
+permissions your umask gives new files (face landmarks are biometric data: umask 077 keeps
+them private).
 
 Exit status: 0 all videos done, 1 some videos failed, 2 usage error, 130 interrupted.
 
