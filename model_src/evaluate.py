@@ -353,14 +353,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise EvalError(f"--out {out_dir} exists and is not a directory")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EvalError(f"cannot create --out directory {out_dir}: {exc.strerror or exc}") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise EvalError(f"--out directory {out_dir} is not writable")
+    from edge.util.files import output_dir_problem
+
+    problem = output_dir_problem(out_dir, "--out directory")
+    if problem:
+        raise EvalError(problem)
 
 
 if __name__ == "__main__":

@@ -36,3 +36,19 @@ def new_file_mode(base: int = 0o666) -> int:
     which are biometric data, private.
     """
     return base & ~current_umask()
+
+
+def output_dir_problem(out_dir: Path, what: str = "output directory") -> str | None:
+    """Create ``out_dir`` if needed; why it cannot take new files (one line), or None if it can.
+
+    Tools call this before hours of work, not after: a typo'd or read-only output must fail first.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        return f"{what} {str(out_dir)!r} exists and is not a directory"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {what} {str(out_dir)!r}: {exc.strerror or exc}"
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        return f"{what} {str(out_dir)!r} is not writable"
+    return None
