@@ -278,7 +278,6 @@ def build_cases(c: Corpus) -> list[Case]:
         add(Case(f"run/source-{name}", [*run, "--model", good, "--source", str(c.bad_videos[name])], 2))
     for name, flags in {
         "stride-0": ["--stride", "0"],
-        "stride-huge": ["--stride", "100000000"],
         "threshold-2": ["--threshold", "2"],
         "threshold-nan": ["--threshold", "nan"],
         "endpoint-bad": ["--endpoint", "carrier-pigeon://x"],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -52,3 +54,21 @@ def output_dir_problem(out_dir: Path, what: str = "output directory") -> str | N
     if not os.access(out_dir, os.W_OK | os.X_OK):
         return f"{what} {str(out_dir)!r} is not writable"
     return None
+
+
+def read_regular_file(path: str | Path) -> bytes:
+    """The bytes of ``path``, which must be a regular file (symlinks followed).
+
+    A FIFO given as a config file would block ``open()`` until some writer appears, i.e. forever;
+    it is opened non-blocking and refused, as are directories and devices (``OSError`` whose
+    ``strerror`` says so; a missing file is the usual ``FileNotFoundError``).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, a device or a directory?)", str(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
