@@ -51,7 +51,8 @@ class Case:
     name: str
     argv: list[str]
     code: int
-    timeout: float = 90.0
+    #: Generous: a process that imports torch takes a minute on a loaded 2-core box; a hang is forever.
+    timeout: float = 240.0
     #: Paths that must not exist afterwards (outputs that would claim to be complete).
     absent: list[Path] = field(default_factory=list)
     #: Text that must appear on stderr (the one-line reason).
@@ -310,7 +311,7 @@ def build_cases(c: Corpus) -> list[Case]:
         ("nobody-there", ["--endpoint", quiet, "--timeout", "1"], 1),
         ("nobody-there-json", ["--endpoint", quiet, "--timeout", "1", "--json"], 1),
     ):
-        add(Case(f"listen/{name}", [*listen, *flags], code, timeout=60))
+        add(Case(f"listen/{name}", [*listen, *flags], code, timeout=120))
 
     # slr-predict: damaged models (before any video is read), damaged videos, bad flags.
     predict = [_cmd("slr-predict")]

@@ -151,7 +151,8 @@ def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
+        print("slr-edge: error: give a command (run or check-model)", file=sys.stderr)
         return EXIT_USAGE
     expected = _expected_errors()
     try:

@@ -259,6 +259,9 @@ def _main(argv: list[str] | None) -> int:
     if args.count is not None and args.count < 1:
         err.print("slr-listen: error: --count must be at least 1", markup=False)
         return 2
+    if args.timeout is not None and not 0 < args.timeout < 1e6:  # also refuses nan and inf
+        err.print("slr-listen: error: --timeout must be a number of seconds above 0", markup=False)
+        return 2
     _prepare_stdout(args.json)
     try:
         subscriber = Subscriber(
