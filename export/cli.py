@@ -25,7 +25,12 @@ examples:
 The file carries everything the daemon needs in its metadata (labels, window, layout, config,
 checkpoint sha256, fps). Every export is checked: onnx.checker, then ONNX Runtime against
 PyTorch on preprocessed windows (max |logit diff| <= 1e-4), and for --int8 the top-1
-agreement with fp32 on 200+ windows (warning under 99%).
+agreement with fp32 on 200+ windows (warning under 99%). A model whose weights or outputs are
+not finite (NaN/inf) is refused. -o must be a new path or a regular file (never a symlink, FIFO
+or device); the file appears only when everything passed.
+
+exit codes: 0 exported, 1 verification failed, 2 bad checkpoint/labels/option/output path
+            (nothing written), 130 interrupted (Ctrl-C or SIGTERM; temporary files removed)
 """
 
 
@@ -95,24 +100,28 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="slr-export: warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     if args.num_classes is not None and args.num_classes < 1:
         parser.error(f"--num-classes must be >= 1, got {args.num_classes}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
 
+    from edge.commands.scaffold import interrupt_on_signals
     from export.exporter import ParityError, export_checkpoint, format_report
     from export.sources import ExportError
 
     try:
-        report = export_checkpoint(
-            args.checkpoint,
-            args.output,
-            labels=args.labels,
-            int8=args.int8,
-            opset=args.opset,
-            fps=args.fps,
-            fmt=args.fmt,
-            random_init=args.random_init,
-            num_classes=args.num_classes,
-            latency_runs=0 if args.no_latency else 50,
-            threads=args.threads,
-        )
+        with interrupt_on_signals():  # SIGTERM too: the temporary directory is removed on the way out
+            report = export_checkpoint(
+                args.checkpoint,
+                args.output,
+                labels=args.labels,
+                int8=args.int8,
+                opset=args.opset,
+                fps=args.fps,
+                fmt=args.fmt,
+                random_init=args.random_init,
+                num_classes=args.num_classes,
+                latency_runs=0 if args.no_latency else 50,
+                threads=args.threads,
+            )
     except ParityError as exc:
         print(f"slr-export: verification failed: {exc}", file=sys.stderr)
         return EXIT_VERIFY_FAILED

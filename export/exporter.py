@@ -39,6 +39,7 @@ from edge.contract.model_contract import (
     META_UNTRAINED,
     META_WINDOW,
     OUTPUT_LOGITS,
+    fps_problem,
 )
 from edge.runtime.inference import ModelError, create_session, load_model
 from export.graph import prepare_for_export
@@ -65,6 +66,9 @@ META_SOURCE_FORMAT = "slr.source_format"
 EXPORT_FORMAT_VERSION = 1
 #: opset 17 runs on every ONNX Runtime the device side accepts (>= 1.17) and has all ops we use.
 DEFAULT_OPSET = 17
+#: Opsets the exporter is tested with (torch's TorchScript exporter and ONNX Runtime >= 1.17 both
+#: handle them); outside this range the export would fail deep inside torch.
+MIN_OPSET, MAX_OPSET = 13, 20
 #: Windows checked for fp32 parity (edge cases first, see ``synthetic_windows``).
 PARITY_WINDOWS = 16
 #: Windows compared for int8 top-1 agreement (>= 200 with a prediction; the all-padding one has none).
@@ -188,9 +192,18 @@ def to_onnx(
 
 
 def _check_output_path(output: Path) -> None:
-    """Fail early, with one line, on outputs that cannot be written."""
+    """Fail early, with one line, on outputs that cannot be written or must not be replaced.
+
+    The result is renamed over ``output`` at the end, so ``output`` must be absent or a regular
+    file: a symlink (the rename would replace the link, not its target), a FIFO, a device or a
+    socket is refused rather than destroyed.
+    """
+    if output.is_symlink():
+        raise ExportError(f"output {output} is a symbolic link; give the real path (nothing was written)")
     if output.exists() and output.is_dir():
         raise ExportError(f"output {output} is a directory; give a file name such as model.onnx")
+    if output.exists() and not output.is_file():
+        raise ExportError(f"output {output} exists and is not a regular file (a device, FIFO or socket?)")
     parent = output.parent
     if not parent.exists():
         raise ExportError(f"output directory does not exist: {parent}")
@@ -198,6 +211,21 @@ def _check_output_path(output: Path) -> None:
         raise ExportError(f"output directory is not a directory: {parent}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ExportError(f"no permission to write in output directory {parent}")
+
+
+def _check_options(opset: int, fps: float) -> None:
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET}, got {opset}")
+    problem = fps_problem(fps)
+    if problem:
+        raise ExportError(f"--fps {problem}")
+
+
+def _check_finite_weights(source: Source) -> None:
+    """A checkpoint with NaN/inf weights (a diverged run, a damaged file) exports a useless model."""
+    for name, tensor in source.model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ExportError(f"the checkpoint's weights are not finite (NaN or infinity in {name!r})")
 
 
 def _load_source(
@@ -245,8 +273,7 @@ def export_checkpoint(
     :class:`ParityError` when the graph does not reproduce PyTorch; ``output`` is then untouched.
     """
     opset = DEFAULT_OPSET if opset is None else opset
-    if not fps > 0:
-        raise ExportError(f"--fps must be positive, got {fps}")
+    _check_options(opset, fps)
     output = Path(output)
     _check_output_path(output)
     source = _load_source(
@@ -256,6 +283,7 @@ def export_checkpoint(
         random_init=random_init,
         num_classes=num_classes,
     )
+    _check_finite_weights(source)
     meta = build_metadata(source, fps=fps, opset=opset)
     report_warnings: list[str] = []
     if source.untrained:
@@ -267,70 +295,75 @@ def export_checkpoint(
         tmp_ctx = tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.")
     except OSError as exc:
         raise ExportError(f"cannot write in output directory {output.parent}: {exc.strerror or exc}") from exc
-    with tmp_ctx as tmp:
-        fp32_path = Path(tmp) / "fp32.onnx"
-        to_onnx(source.model, fp32_path, window=source.config.window, opset=opset, dynamo=dynamo)
-        model_proto = onnx.load(str(fp32_path))
-        set_metadata(model_proto, meta)
-        model_proto.producer_name = "slovo-edge slr-export"
-        model_proto.doc_string = (
-            f"SLR_SLOVO keypoint transformer ({source.kind}"
-            f"{', UNTRAINED' if source.untrained else ''}), {source.config.num_classes} classes"
-        )
-        onnx.save(model_proto, str(fp32_path))
-        onnx.checker.check_model(str(fp32_path), full_check=True)
-
-        windows = synthetic_windows(PARITY_WINDOWS, seed=0, window=source.config.window)
-        if extra_windows is not None:
-            windows = extra_windows + windows
-        fp32_session = create_session(fp32_path, threads)
-        parity = check_parity(fp32_session, source.model, windows, tolerance=FP32_TOLERANCE)
-        if not parity.passed:
-            raise ParityError(
-                f"ONNX Runtime output differs from PyTorch by {parity.max_abs_diff:.3g} "
-                f"(> {parity.tolerance:g}) on {parity.windows} windows; nothing written"
+    try:
+        with tmp_ctx as tmp:
+            fp32_path = Path(tmp) / "fp32.onnx"
+            to_onnx(source.model, fp32_path, window=source.config.window, opset=opset, dynamo=dynamo)
+            model_proto = onnx.load(str(fp32_path))
+            set_metadata(model_proto, meta)
+            model_proto.producer_name = "slovo-edge slr-export"
+            model_proto.doc_string = (
+                f"SLR_SLOVO keypoint transformer ({source.kind}"
+                f"{', UNTRAINED' if source.untrained else ''}), {source.config.num_classes} classes"
             )
-        if parity.nonfinite_windows:
-            report_warnings.append(
-                f"the model outputs NaN/inf logits for {parity.nonfinite_windows} verification window(s) "
-                "(e.g. the all-padding window), identically in PyTorch and ONNX Runtime"
-            )
+            onnx.save(model_proto, str(fp32_path))
+            onnx.checker.check_model(str(fp32_path), full_check=True)
 
-        final_path, int8_report = fp32_path, None
-        if int8:
-            int8_path = Path(tmp) / "int8.onnx"
-            nodes = quantize_int8(fp32_path, int8_path)
-            onnx.checker.check_model(str(int8_path))
-            agree_windows = synthetic_windows(AGREEMENT_WINDOWS, seed=1, window=source.config.window)
+            windows = synthetic_windows(PARITY_WINDOWS, seed=0, window=source.config.window)
             if extra_windows is not None:
-                agree_windows = extra_windows + agree_windows
-            reference = run_onnx(fp32_session, agree_windows, batch=8)
-            int8_session = create_session(int8_path, threads)
-            candidate = run_onnx(int8_session, agree_windows, batch=8)
-            finite = np.isfinite(reference).all(axis=1)
-            agreement = top1_agreement(reference[finite], candidate[finite])
-            int8_report = Int8Report(
-                agreement=agreement,
-                windows=int(finite.sum()),
-                quantized_nodes=nodes,
-                max_abs_diff=float(np.abs(reference[finite] - candidate[finite]).max()),
-                fp32_size_bytes=fp32_path.stat().st_size,
-            )
-            if agreement < INT8_MIN_AGREEMENT:
-                report_warnings.append(
-                    f"int8 top-1 agreement with fp32 is only {agreement:.1%} (< {INT8_MIN_AGREEMENT:.0%}) "
-                    f"on {int8_report.windows} windows: prefer the fp32 model"
+                windows = extra_windows + windows
+            fp32_session = create_session(fp32_path, threads)
+            parity = check_parity(fp32_session, source.model, windows, tolerance=FP32_TOLERANCE)
+            if not parity.passed:
+                raise ParityError(
+                    f"ONNX Runtime output differs from PyTorch by {parity.max_abs_diff:.3g} "
+                    f"(> {parity.tolerance:g}) on {parity.windows} windows; nothing written"
                 )
-            final_path = int8_path
+            if parity.nonfinite_windows:
+                report_warnings.append(
+                    f"the model outputs NaN/inf logits for {parity.nonfinite_windows} verification window(s) "
+                    "(e.g. the all-padding window), identically in PyTorch and ONNX Runtime"
+                )
 
-        try:  # the file must load exactly as the daemon will load it (metadata, shapes, test window)
-            load_model(final_path, threads)
-        except ModelError as exc:
-            raise ParityError(f"the daemon's loader rejects the exported model: {exc}") from exc
-        p50 = p95 = None
-        if latency_runs > 0:
-            p50, p95 = measure_latency(create_session(final_path, threads), windows, runs=latency_runs)
-        os.replace(final_path, output)
+            final_path, int8_report = fp32_path, None
+            if int8:
+                int8_path = Path(tmp) / "int8.onnx"
+                nodes = quantize_int8(fp32_path, int8_path)
+                onnx.checker.check_model(str(int8_path))
+                agree_windows = synthetic_windows(AGREEMENT_WINDOWS, seed=1, window=source.config.window)
+                if extra_windows is not None:
+                    agree_windows = extra_windows + agree_windows
+                reference = run_onnx(fp32_session, agree_windows, batch=8)
+                int8_session = create_session(int8_path, threads)
+                candidate = run_onnx(int8_session, agree_windows, batch=8)
+                finite = np.isfinite(reference).all(axis=1)
+                agreement = top1_agreement(reference[finite], candidate[finite])
+                int8_report = Int8Report(
+                    agreement=agreement,
+                    windows=int(finite.sum()),
+                    quantized_nodes=nodes,
+                    max_abs_diff=float(np.abs(reference[finite] - candidate[finite]).max()),
+                    fp32_size_bytes=fp32_path.stat().st_size,
+                )
+                if agreement < INT8_MIN_AGREEMENT:
+                    report_warnings.append(
+                        f"int8 top-1 agreement with fp32 is only {agreement:.1%} "
+                        f"(< {INT8_MIN_AGREEMENT:.0%}) on {int8_report.windows} windows: "
+                        "prefer the fp32 model"
+                    )
+                final_path = int8_path
+
+            try:  # the file must load exactly as the daemon will load it (metadata, shapes, test window)
+                load_model(final_path, threads)
+            except ModelError as exc:
+                raise ParityError(f"the daemon's loader rejects the exported model: {exc}") from exc
+            p50 = p95 = None
+            if latency_runs > 0:
+                p50, p95 = measure_latency(create_session(final_path, threads), windows, runs=latency_runs)
+            _check_output_path(output)  # again: it may have changed during the minutes of export
+            os.replace(final_path, output)
+    except OSError as exc:  # a full disk, a vanished directory: the temp directory is gone, output untouched
+        raise ExportError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
     for message in report_warnings:
         log.warning(message)

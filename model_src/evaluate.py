@@ -33,6 +33,8 @@ from tqdm.auto import tqdm
 from model_src.labels import load_labels
 
 console = Console()
+#: Errors and warnings go to stderr, so ``slr-eval ... > report.txt`` keeps only the report.
+err_console = Console(stderr=True)
 
 
 class EvalError(ValueError):
@@ -269,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="slr-eval",
         description="Evaluate a trained sign classifier (training checkpoint, .onnx, or published "
         "state_dict) on slr-extract keypoint clips.",
+        epilog="exit codes: 0 report printed, 1 --out could not be written (or an unexpected error), "
+        "2 bad model, data or option (one line on stderr), 130 interrupted",
     )
     parser.add_argument("model", type=Path, help="last.pt/best.pt, model.onnx, or a published state_dict")
     parser.add_argument(
@@ -307,8 +311,17 @@ def main(argv: list[str] | None = None) -> int:
     from model_src.data import DataError, discover_records, load_clips, split_records
     from model_src.labels import LabelError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.top_confusions < 0:
+        parser.error(f"--top-confusions must be >= 0, got {args.top_confusions}")
+    if args.val_fraction is not None and not 0.0 < args.val_fraction < 1.0:
+        parser.error(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
     try:
+        if args.out is not None:
+            _check_out_dir(args.out)  # before minutes of evaluation, not after
         predictor = load_predictor(args.model, args.labels, args.device)
         tc = predictor.train_config or {}
         val_fraction = args.val_fraction if args.val_fraction is not None else tc.get("val_fraction", 0.1)
@@ -324,13 +337,27 @@ def main(argv: list[str] | None = None) -> int:
         logits = predict_clips(predictor, clips, args.batch_size, not args.no_progress)
         report = compute_metrics(clips.targets, logits, predictor.labels, max_confusions=args.top_confusions)
     except (EvalError, DataError, CheckpointError, LabelError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"slr-eval: error: {exc}", markup=False, highlight=False)
         return 2
     print_report(report)
     if args.out is not None:
-        write_report(report, args.out, {"model": str(args.model), "split": args.split})
+        try:
+            write_report(report, args.out, {"model": str(args.model), "split": args.split})
+        except OSError as exc:
+            err_console.print(
+                f"slr-eval: error: cannot write to {args.out}: {exc.strerror or exc}", markup=False
+            )
+            return 1
         console.print(f"wrote metrics.json, per_class.csv, confusions.csv to {args.out}")
     return 0
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    from edge.util.files import output_dir_problem
+
+    problem = output_dir_problem(out_dir, "--out directory")
+    if problem:
+        raise EvalError(problem)
 
 
 if __name__ == "__main__":

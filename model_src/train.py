@@ -344,7 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slr-train",
         description="Train an SLR_SLOVO keypoint transformer on slr-extract outputs.",
-        epilog="example: slr-train --data keypoints/ --preset edge --epochs 80 --out runs/edge",
+        epilog="example: slr-train --data keypoints/ --preset edge --epochs 80 --out runs/edge\n\n"
+        "exit codes: 0 trained, 1 unexpected error, 2 bad data, config, option or checkpoint "
+        "(one line on stderr), 130 interrupted (last.pt is kept: --resume continues)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--data",
@@ -427,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         result = train(cfg, model_cfg, data, resume=resume, progress=not args.no_progress)
     except (DataError, ConfigError, TrainConfigError, CheckpointError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"slr-train: error: {exc}", markup=False, highlight=False)
         return 2
     console.print(
         f"best validation accuracy {result.best_val_acc:.4f} at epoch {result.best_epoch} "

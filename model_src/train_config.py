@@ -163,11 +163,17 @@ class TrainConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
         """Load a TOML file: top-level keys are TrainConfig fields, ``[augment]`` and ``[model]`` tables."""
-        with Path(path).open("rb") as fh:
-            try:
-                return cls.from_dict(tomllib.load(fh))
-            except tomllib.TOMLDecodeError as exc:
-                raise TrainConfigError(f"{path}: {exc}") from exc
+        from edge.util.files import read_regular_file
+
+        try:
+            text = read_regular_file(path).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise TrainConfigError(f"config file {path}: {reason or exc}") from None
+        try:
+            return cls.from_dict(tomllib.loads(text))
+        except tomllib.TOMLDecodeError as exc:
+            raise TrainConfigError(f"{path}: {exc}") from exc
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (``None`` values are ignored: unset CLI flags)."""

@@ -108,6 +108,9 @@ examples:
 
 int8 models come from 'slr-export --int8' (which checks their agreement with fp32); they are not
 made here, because the device installs no onnx package and quantising needs the export's checks.
+
+exit codes: 0 the daemon can run it, 2 unusable (missing, not a regular file, corrupt, wrong
+metadata, or NaN/inf outputs), 1 unexpected error
 """
 
 
@@ -258,7 +261,8 @@ def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
+        print("slr-edge: error: give a command (run or check-model)", file=sys.stderr)
         return EXIT_USAGE
     expected = _expected_errors()
     try:

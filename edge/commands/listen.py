@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
+import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -25,11 +25,13 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from edge.commands.scaffold import add_version, run
+from edge.commands.scaffold import add_version, interrupt_on_signals, run
 from edge.contract.protocol import SCHEMA_VERSION, TOPICS, ProtocolError
 from edge.runtime.publisher import DEFAULT_ENDPOINT, KeyFileError, Subscriber
 
 BAR_WIDTH = 24
+#: Seconds without any message before slr-listen says that it is still waiting.
+WAITING_NOTE_AFTER_S = 3.0
 TOP_SHOWN = 5
 EPILOG = """\
 examples:
@@ -135,13 +137,42 @@ def render_status(payload: Mapping[str, Any]) -> Text:
         f" {payload['source']} | cap {payload['capture_fps']:.1f} fps ext {payload['extraction_fps']:.1f} fps"
         f" drop {payload['dropped_frames']} | p50 {'-' if p50 is None else f'{p50:.1f} ms'}"
         f" | latency p50/p95 {_ms(payload.get('latency_p50_ms'))}/{_ms(payload.get('latency_p95_ms'))}"
-        f" | buf {payload['buffer_fill']}/128{' idle' if payload['idle'] else ''}"
+        f" | buf {payload['buffer_fill']}{_capacity(payload)}{' idle' if payload['idle'] else ''}"
         f"{' duty-cycled' if payload.get('extraction_mode') == 'idle' else ''}"
         f" short {payload.get('short_segments', 0)}"
         f" | err {errors['extraction']}/{errors['inference']}/{errors['frames']}"
         f" | up {_uptime(payload['uptime_s'])} | {model['name']}@{str(model['sha256'])[:8]}"
         f" v{payload['version']}",
     )
+
+
+def _capacity(payload: Mapping[str, Any]) -> str:
+    """``/N`` when the message says how big the buffer is (the model's window); nothing if it doesn't."""
+    size = payload.get("buffer_size", payload["model"].get("window"))
+    return f"/{size}" if isinstance(size, int) and not isinstance(size, bool) else ""
+
+
+def printable(value: Any) -> Any:
+    """``value`` with every control or format character in its strings shown as ``\\xNN``/``\\uNNNN``.
+
+    Labels, source names and model names come from files and the network: an escape sequence in
+    one must appear as text, never reach the terminal (it could clear the screen, retitle the
+    window or hide other lines). Applied to whole payloads, recursively.
+    """
+    if isinstance(value, str):
+        return "".join(_escape_char(ch) for ch in value)
+    if isinstance(value, Mapping):
+        return {printable(key): printable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [printable(item) for item in value]
+    return value
+
+
+def _escape_char(ch: str) -> str:
+    if unicodedata.category(ch) not in ("Cc", "Cf") or ch == "\u200d":  # ZWJ joins emoji: harmless
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 RENDERERS = {
@@ -154,10 +185,11 @@ RENDERERS = {
 
 def render(console: Console, topic: str, payload: Mapping[str, Any]) -> None:
     """Print one message for a person; falls back to raw JSON if fields are missing or odd."""
+    payload = printable(payload)
     try:
         renderable = RENDERERS[topic](payload)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-        renderable = Text(f"{topic} {json.dumps(payload, ensure_ascii=False)}")
+        renderable = Text(f"{printable(topic)} {json.dumps(payload, ensure_ascii=False)}")
     # Lines (status, fallback) stay one line even in a narrow pipe, so grep sees them whole.
     console.print(renderable, soft_wrap=isinstance(renderable, Text))
 
@@ -184,10 +216,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _prepare_stdout(json_mode: bool) -> None:
     # JSON lines are always UTF-8 for scripts; a person's terminal keeps its encoding but must not
     # crash on a Cyrillic label it cannot show.
@@ -203,12 +231,22 @@ def _listen(args: argparse.Namespace, subscriber: Subscriber, out: TextIO, err: 
     human = None if args.json else Console(file=out, highlight=False)
     warned: set[tuple[str, Any]] = set()
     received = 0
+    started = time.monotonic()
+    note_due = started + WAITING_NOTE_AFTER_S
     while args.count is None or received < args.count:
         try:
-            message = subscriber.recv(args.timeout)
+            message = subscriber.recv(_next_wait(args.timeout, started if received == 0 else None, note_due))
         except ProtocolError as exc:
-            err.print(f"warning: skipped malformed message: {exc}", markup=False)
+            err.print(f"warning: skipped malformed message: {printable(str(exc))}", markup=False)
             continue
+        if message is None and received == 0 and note_due and time.monotonic() >= note_due:
+            note_due = 0.0  # said once
+            if args.timeout is None or time.monotonic() - started < args.timeout:
+                err.print(
+                    f"slr-listen: no message from {args.endpoint} yet; waiting (is slr-edge running there?)",
+                    markup=False,
+                )
+                continue
         if message is None:
             err.print(f"slr-listen: no message from {args.endpoint} within {args.timeout:g} s", markup=False)
             return 1
@@ -217,7 +255,7 @@ def _listen(args: argparse.Namespace, subscriber: Subscriber, out: TextIO, err: 
         if version != SCHEMA_VERSION and (topic, version) not in warned:
             warned.add((topic, version))
             err.print(
-                f"warning: {topic} message has schema version {version!r}; "
+                f"warning: {topic} message has schema version {printable(repr(version))}; "
                 f"this slr-listen knows {SCHEMA_VERSION}; showing it anyway",
                 markup=False,
             )
@@ -228,6 +266,18 @@ def _listen(args: argparse.Namespace, subscriber: Subscriber, out: TextIO, err: 
             render(human, topic, payload)
         received += 1
     return 0
+
+
+def _next_wait(timeout: float | None, started: float | None, note_due: float) -> float | None:
+    """How long the next ``recv`` may wait: until ``--timeout`` (from the start while nothing has
+    arrived, else per message), but no longer than the waiting note's due time."""
+    now = time.monotonic()
+    limits = []
+    if timeout is not None:
+        limits.append(timeout if started is None else max(0.0, started + timeout - now))
+    if started is not None and note_due:
+        limits.append(max(0.0, note_due - now))
+    return min(limits) if limits else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -241,6 +291,9 @@ def _main(argv: list[str] | None) -> int:
     if args.count is not None and args.count < 1:
         err.print("slr-listen: error: --count must be at least 1", markup=False)
         return 2
+    if args.timeout is not None and not 0 < args.timeout < 1e6:  # also refuses nan and inf
+        err.print("slr-listen: error: --timeout must be a number of seconds above 0", markup=False)
+        return 2
     _prepare_stdout(args.json)
     try:
         subscriber = Subscriber(
@@ -252,15 +305,12 @@ def _main(argv: list[str] | None) -> int:
     except (KeyFileError, ValueError, zmq.ZMQError) as exc:
         err.print(f"slr-listen: error: {exc}", markup=False)
         return 2
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
-        return _listen(args, subscriber, sys.stdout, err)
+        with interrupt_on_signals():  # Ctrl-C and SIGTERM end it with 0, even if SIGINT was ignored
+            return _listen(args, subscriber, sys.stdout, err)
     except KeyboardInterrupt:
         return 0
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
         subscriber.close()
 
 

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 from edge.commands import scaffold
 from edge.commands.scaffold import EXIT_OK, EXIT_USAGE, add_version
 
+#: Longest camera recording (--seconds): the clip is classified as one window, kept in memory.
+MAX_SECONDS = 60.0
+
 EPILOG = """\
 examples:
   slr-predict clip.mp4 --model slovo.onnx
@@ -34,8 +37,9 @@ examples:
   slr-predict --camera --seconds 3 --model slovo.onnx          # /dev/video0, after a 3-2-1 countdown
   slr-predict --camera /dev/video2 --seconds 4 --model slovo.onnx
 
-exit codes: 0 result printed (also when no hands were found: a warning says so),
-            2 missing/corrupt video, unusable model, camera not available; 1 unexpected error
+exit codes: 0 result printed (also when no hands were found, or the file ended before its declared
+            length: a warning says so), 2 missing/corrupt/non-regular video (a FIFO, a device),
+            unusable model, bad option, camera not available; 1 unexpected error; 130 Ctrl-C
 """
 
 
@@ -75,10 +79,23 @@ def _extract_file(
 
     frames, stamps = [], []
     with source:
-        for frame in tqdm(source, desc="extracting", unit="frame", disable=not progress, file=sys.stderr):
+        # A bar only on a terminal: in a log file its carriage returns make one endless line.
+        bar = tqdm(
+            source,
+            desc="extracting",
+            unit="frame",
+            total=source.expected_frames,
+            disable=not progress or not sys.stderr.isatty(),
+            file=sys.stderr,
+        )
+        for frame in bar:
             frames.append(extractor.extract(frame.rgb))
             stamps.append(frame.timestamp)
+        bar.close()
         fps = source.fps
+        truncated = source.truncation()
+    if truncated is not None:
+        print(f"slr-predict: warning: {truncated}; the result covers only the decoded part", file=sys.stderr)
     return np.stack(frames), np.asarray(stamps, dtype=np.float64), fps
 
 
@@ -149,12 +166,15 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.video is None) == (args.camera is None):
         raise ValueError("give either a VIDEO file or --camera [DEVICE]")
-    if args.top_k < 1 or args.seconds <= 0 or args.threads < 1:
-        raise ValueError("--top-k and --threads must be >= 1 and --seconds > 0")
+    if args.top_k < 1 or args.threads < 1 or args.countdown < 0:
+        raise ValueError("--top-k and --threads must be >= 1 and --countdown >= 0")
+    if not 0 < args.seconds <= MAX_SECONDS:
+        raise ValueError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}")
     model = load_model(args.model, threads=args.threads)
     progress = not args.no_progress and not args.json
     name = args.video if args.video is not None else args.camera
-    source = open_source(name)  # missing/corrupt file or absent camera: fail before loading MediaPipe
+    # A missing/corrupt file or an absent camera fails here, before MediaPipe loads.
+    source = open_source(name, warn_truncated=False)
     try:
         extractor = HolisticExtractor()
     except BaseException:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.contract.layout import NUM_COORDS, NUM_LANDMARKS
+from edge.util.files import new_file_mode
 
 KEYPOINT_SUFFIX = ".npz"
 #: Temp files end with this (never ``.npz``), so globbing for finished files can't see them.
@@ -82,7 +83,7 @@ def save_keypoints(
             )
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        os.chmod(tmp_name, new_file_mode())  # mkstemp makes 0600; follow the umask like open() does
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):  # cleanup must not mask the original error

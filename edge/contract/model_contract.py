@@ -22,5 +22,18 @@ META_UNTRAINED = "slr.untrained"  # "true" for --random-init weights: prediction
 
 REQUIRED_METADATA = (META_LABELS, META_WINDOW, META_LAYOUT, META_CONFIG, META_SOURCE_SHA256, META_FPS)
 DEFAULT_FPS = 30.0
+#: The frame rates a model may declare (``slr.fps``, ``slr-export --fps``): resampling a window to
+#: an absurd rate would allocate without bound, so a value outside this range is refused.
+MIN_FPS = 1.0
+MAX_FPS = 240.0
+
+
+def fps_problem(fps: float) -> str | None:
+    """Why ``fps`` is not an acceptable model frame rate, or None if it is."""
+    if not MIN_FPS <= fps <= MAX_FPS:  # False for NaN too
+        return f"must be between {MIN_FPS:g} and {MAX_FPS:g} frames/s, got {fps:g}"
+    return None
+
+
 #: Slovo's no-sign class; never produces a ``sign`` event.
 NO_SIGN_LABEL = "---"

@@ -31,6 +31,7 @@ from edge.dataset.jobs import (
 from edge.dataset.worker import PROG, run_jobs
 from edge.runtime.holistic import ExtractorError, check_model_complexity, native_stderr_silenced
 from edge.runtime.sources import VIDEO_EXTENSIONS, quiet_opencv_warnings
+from edge.util.files import output_dir_problem
 
 EPILOG = f"""\
 Output: one OUTDIR/<id>.npz per video with
@@ -43,7 +44,11 @@ Read them with edge.contract.keypoint_file.load_keypoints().
 
 Resuming: videos whose OUTDIR/<id>.npz exists are skipped (files are written atomically, so an
 interrupted run never leaves a partial .npz); rerun the same command to continue, or pass
---overwrite to redo them. A video that cannot be read is reported at the end and skipped.
+--overwrite to redo them. A video that cannot be read (missing, not a regular file, corrupt) or
+that ends before the frame count its container declares (a truncated copy) is reported at the
+end and no .npz is written for it, so the next run tries it again. Landmark files get the
+permissions your umask gives new files (face landmarks are biometric data: umask 077 keeps
+them private).
 
 Exit status: 0 all videos done, 1 some videos failed, 2 usage error, 130 interrupted.
 
@@ -128,14 +133,9 @@ def _collect_jobs(args: argparse.Namespace) -> list[Job]:
 
 
 def _prepare_output(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"output {str(out_dir)!r} exists and is not a directory")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create output directory {str(out_dir)!r}: {exc.strerror or exc}") from None
-    if not os.access(out_dir, os.W_OK):
-        raise UsageError(f"output directory {str(out_dir)!r} is not writable")
+    problem = output_dir_problem(out_dir)
+    if problem:
+        raise UsageError(problem)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

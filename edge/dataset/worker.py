@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import queue
 import threading
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -25,6 +25,7 @@ from edge.dataset.jobs import Job, JobResult
 from edge.runtime.holistic import ExtractorError, HolisticExtractor
 from edge.runtime.resample import measured_fps
 from edge.runtime.sources import Frame, SourceError, VideoSource, open_source, quiet_opencv_warnings
+from edge.util.logs import error_line
 
 PROG = "slr-extract"
 #: A job may take a worker process down with it (native crash); it is retried once, then failed.
@@ -48,7 +49,7 @@ def init_worker(model_complexity: int = 1) -> None:
     try:
         _extractor = HolisticExtractor(model_complexity)
     except Exception as exc:
-        _init_error = f"cannot start MediaPipe Holistic: {exc}".splitlines()[0]
+        _init_error = f"cannot start MediaPipe Holistic: {error_line(exc)}"
 
 
 def extract_source(extractor: HolisticExtractor, source: VideoSource) -> tuple[np.ndarray, np.ndarray]:
@@ -109,9 +110,12 @@ def extract_video(job_id: str, video: str | os.PathLike[str], out_path: str | os
     if _extractor is None:
         return JobResult(job_id, error=_init_error or "init_worker() was not called in this process")
     try:
-        with open_source(os.fspath(video)) as source:
+        with open_source(os.fspath(video), warn_truncated=False) as source:
             landmarks, timestamps = extract_source(_extractor, source)
             fps = source.fps or measured_fps(timestamps) or DEFAULT_FPS
+            truncated = source.truncation()
+        if truncated is not None:  # a prefix saved as a finished clip would be skipped on resume
+            return JobResult(job_id, error=truncated)
         save_keypoints(out_path, landmarks, timestamps, fps)
         return JobResult(job_id, frames=len(landmarks))
     except (SourceError, ExtractorError, KeypointFileError) as exc:
@@ -119,7 +123,7 @@ def extract_video(job_id: str, video: str | os.PathLike[str], out_path: str | os
     except OSError as exc:
         return JobResult(job_id, error=f"cannot write {os.fspath(out_path)!r}: {exc.strerror or exc}")
     except Exception as exc:  # a bad video must never abort the batch
-        return JobResult(job_id, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return JobResult(job_id, error=f"{type(exc).__name__}: {error_line(exc)}")
 
 
 # -- running a batch ------------------------------------------------------------------------------
@@ -207,35 +211,68 @@ def _video(job: Job) -> Path:
     return job.video
 
 
-def _run_pool(jobs: Sequence[Job], out_dir: Path, workers: int, model_complexity: int) -> Iterable[JobResult]:
-    """Yield results as worker processes finish them; a crashed pool is replaced and its jobs retried."""
-    attempts = dict.fromkeys((job.id for job in jobs), 0)
-    pending = list(jobs)
+#: What a worker runs for one job: ``(id, video, out_path) -> JobResult`` (tests substitute one that crashes).
+Task = Callable[[str, Path, Path], JobResult]
+
+
+def _run_pool(
+    jobs: Sequence[Job], out_dir: Path, workers: int, model_complexity: int, task: Task = extract_video
+) -> Iterable[JobResult]:
+    """Yield results as worker processes finish them.
+
+    A native crash breaks the whole pool and fails every unfinished future, so a crash cannot be
+    pinned on one video there: the unfinished jobs are redone in a one-worker pool, one at a time
+    (:func:`_run_isolated`), where a crash is the running video's own. Only that video is failed.
+    """
+    suspects: list[Job] = []
     # spawn: MediaPipe's graph threads and forked state don't mix; fresh interpreters are safe.
-    context = multiprocessing.get_context("spawn")
+    with _pool(workers, model_complexity) as pool:
+        futures: dict[Future[JobResult], Job] = {
+            pool.submit(task, job.id, _video(job), out_dir / f"{job.id}{KEYPOINT_SUFFIX}"): job
+            for job in jobs
+        }
+        try:
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = futures.pop(future)
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        suspects.append(job)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    if suspects:
+        yield from _run_isolated(suspects, out_dir, model_complexity, task)
+
+
+def _run_isolated(
+    jobs: Sequence[Job], out_dir: Path, model_complexity: int, task: Task = extract_video
+) -> Iterable[JobResult]:
+    """One job at a time in a one-worker pool; a job that crashes it is retried once, then failed."""
+    pending = list(jobs)
+    attempts = dict.fromkeys((job.id for job in jobs), 0)
     while pending:
-        retry: list[Job] = []
-        with ProcessPoolExecutor(
-            workers, context, initializer=init_worker, initargs=(model_complexity,)
-        ) as pool:
-            futures: dict[Future[JobResult], Job] = {
-                pool.submit(extract_video, job.id, _video(job), out_dir / f"{job.id}{KEYPOINT_SUFFIX}"): job
-                for job in pending
-            }
-            try:
-                while futures:
-                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        job = futures.pop(future)
-                        try:
-                            yield future.result()
-                        except BrokenProcessPool:
-                            attempts[job.id] += 1
-                            if attempts[job.id] >= MAX_ATTEMPTS:
-                                yield JobResult(job.id, error="worker process crashed on this video")
-                            else:
-                                retry.append(job)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-        pending = retry
+        with _pool(1, model_complexity) as pool:
+            while pending:
+                job = pending[0]
+                future = pool.submit(task, job.id, _video(job), out_dir / f"{job.id}{KEYPOINT_SUFFIX}")
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    attempts[job.id] += 1
+                    if attempts[job.id] >= MAX_ATTEMPTS:
+                        pending.pop(0)
+                        yield JobResult(job.id, error="worker process crashed on this video")
+                    break  # this pool is dead: a fresh one for the rest
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+                pending.pop(0)
+                yield result
+
+
+def _pool(workers: int, model_complexity: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, context, initializer=init_worker, initargs=(model_complexity,))

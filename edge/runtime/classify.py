@@ -53,7 +53,8 @@ class WindowResult:
     #: Timestamps (seconds) of the first and last frame the model saw.
     window_start: float
     window_end: float
-    #: Frames with hands among those the model saw (after resampling).
+    #: Captured frames with hands in the span the model saw. Interpolated frames are not counted:
+    #: resampling 11 fps to 30 fps must not triple the evidence.
     hand_frames: int
     #: Whether the sequence was resampled to the model's frame rate first.
     resampled: bool
@@ -88,11 +89,15 @@ def classify_window(
     not finite (a NaN result must never be published as a probability).
     """
     ts = np.asarray(ts, dtype=np.float64)
+    if hands is None:
+        hands = has_hands(raw)
+    hand_frames = int(hands.sum())
     resampled = resample and needs_resampling(ts, model.fps)
     if resampled:
+        captured_ts = ts
         raw, ts = resample_window(raw, ts, model.fps, max_frames)
-        hands = None
-    if hands is None:
+        seen = (captured_ts >= ts[0]) & (captured_ts <= ts[-1])
+        hand_frames = int(hands[seen].sum())
         hands = has_hands(raw)
     frames, idx = preprocess(raw, model.window, hands=hands)
     started = time.perf_counter()
@@ -105,7 +110,7 @@ def classify_window(
         top_k=tuple(top_k(probs, model.labels, k)),
         window_start=float(ts[0]),
         window_end=float(ts[-1]),
-        hand_frames=int(hands.sum()),
+        hand_frames=hand_frames,
         resampled=bool(resampled),
         inference_ms=elapsed_ms,
     )

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.contract.layout import FACE, LEFT_HAND, NUM_COORDS, NUM_LANDMARKS, POSE, RIGHT_HAND
+from edge.util.logs import error_line
 
 #: The pose landmark model MediaPipe Holistic loads for each model_complexity.
 POSE_MODEL_FILES = {
@@ -199,7 +200,7 @@ class HolisticExtractor:
                     self._holistic.process(_BLANK)
         except (RuntimeError, ValueError, OSError) as exc:
             self.close()
-            raise ExtractorError(f"cannot start MediaPipe Holistic: {exc}".splitlines()[0]) from exc
+            raise ExtractorError(f"cannot start MediaPipe Holistic: {error_line(exc)}") from exc
 
     def extract(self, rgb: np.ndarray) -> np.ndarray:
         """Landmarks of one RGB frame as ``float32 [543, 3]``; NaN rows for parts not detected.

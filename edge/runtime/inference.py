@@ -34,9 +34,14 @@ from edge.contract.model_contract import (
     META_WINDOW,
     OUTPUT_LOGITS,
     REQUIRED_METADATA,
+    fps_problem,
 )
 from edge.runtime.settings import ConfigError
 from edge.util.files import file_sha256
+from edge.util.logs import error_line
+
+#: Largest window a model may declare (the published models use 32-128): a bigger one is a damaged file.
+MAX_WINDOW = 4096
 
 
 class ModelError(RuntimeError):
@@ -219,8 +224,11 @@ def _parse_metadata(path: Path, meta: dict[str, str]) -> tuple[tuple[str, ...], 
             f"model {path}: {META_WINDOW}/{META_FPS} must be numbers, got "
             f"{meta[META_WINDOW]!r}/{meta.get(META_FPS)!r}"
         ) from None
-    if window < 1 or not math.isfinite(fps) or fps <= 0:
-        raise ModelError(f"model {path}: invalid {META_WINDOW}={window} or {META_FPS}={fps}")
+    if not 1 <= window <= MAX_WINDOW or fps_problem(fps):
+        raise ModelError(
+            f"model {path}: invalid {META_WINDOW}={window} or {META_FPS}={fps} "
+            f"(the window must be 1..{MAX_WINDOW}, the rate {fps_problem(fps) or 'is fine'})"
+        )
     if meta[META_LAYOUT] != LAYOUT_NAME:
         raise ModelError(
             f"model {path} was exported for layout {meta[META_LAYOUT]!r}, this runtime has {LAYOUT_NAME!r}"
@@ -270,9 +278,8 @@ def load_model(path: str | Path, threads: int = 1, providers: Sequence[str] = DE
     try:
         session = create_session(path, threads, providers)
     except Exception as exc:  # ORT raises several types (Fail, InvalidProtobuf, ...) for bad files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
-            f"model file {path} is not a usable ONNX model (truncated or corrupt?): {reason[:200]}"
+            f"model file {path} is not a usable ONNX model (truncated or corrupt?): {error_line(exc)}"
         ) from None
 
     meta = dict(session.get_modelmeta().custom_metadata_map)
@@ -315,7 +322,7 @@ def load_model(path: str | Path, threads: int = 1, providers: Sequence[str] = DE
             np.zeros((window, NUM_MODEL_ROWS, 3), np.float32), np.arange(window, dtype=np.float32)
         )
     except Exception as exc:
-        raise ModelError(f"model {path} fails on a test window: {str(exc).splitlines()[0][:200]}") from None
+        raise ModelError(f"model {path} fails on a test window: {error_line(exc)}") from None
     if logits.shape != (len(labels),):
         raise ModelError(
             f"model {path} outputs {logits.shape[-1] if logits.ndim else 0} classes "

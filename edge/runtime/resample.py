@@ -17,19 +17,28 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Most frames one resampling may produce (20 minutes at 30 fps, ~230 MB of keypoints): a clip
+#: whose timestamps span days (a damaged GIF's delays) is refused instead of exhausting memory.
+MAX_RESAMPLED_FRAMES = 36_000
+
 #: A window already this close to the target rate (relative) is passed through unchanged.
 RATE_TOLERANCE = 0.05
 
 
 def measured_fps(ts: np.ndarray) -> float | None:
-    """Frame rate implied by capture timestamps ``ts`` (median interval), or None if undefined."""
+    """Frame rate implied by capture timestamps ``ts`` (mean interval), or None if undefined.
+
+    The mean, not the median: a 30 fps GIF stores delays of 3, 3, 4 centiseconds, whose median
+    says 33.3 fps while the frames really come 30 times a second; a camera that drops frames
+    delivers its mean rate too.
+    """
     if len(ts) < 2:
         return None
     steps = np.diff(np.asarray(ts, dtype=np.float64))
     steps = steps[steps > 0]
     if steps.size == 0:
         return None
-    return float(1.0 / np.median(steps))
+    return float(1.0 / np.mean(steps))
 
 
 def needs_resampling(ts: np.ndarray, target_fps: float, tolerance: float = RATE_TOLERANCE) -> bool:
@@ -68,6 +77,11 @@ def resample_window(
     count = int(np.floor((ts[-1] - ts[0]) / step + 1e-6)) + 1
     if max_frames is not None:
         count = min(count, max_frames)
+    if count > MAX_RESAMPLED_FRAMES:
+        raise ValueError(
+            f"the clip spans {ts[-1] - ts[0]:.0f} s: {count} frames at {target_fps:g} fps is more than "
+            f"{MAX_RESAMPLED_FRAMES} (damaged timestamps?)"
+        )
     grid = ts[-1] - step * np.arange(count - 1, -1, -1, dtype=np.float64)
     grid[0] = max(grid[0], ts[0])  # guard against rounding just below the first frame
 

@@ -25,6 +25,8 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from edge.util.files import read_regular_file
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10 (JetPack 6): the tomli backport, a dependency there
@@ -225,8 +227,7 @@ def read_toml(cls: type, path: str | Path) -> dict[str, Any]:
     """Setting values from a TOML file; unknown keys, wrong types, bad syntax: :class:`ConfigError`."""
     path = Path(path)
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        data = tomllib.loads(read_regular_file(path).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:

@@ -21,6 +21,8 @@ answers, or a stream that freezes, becomes a :class:`SourceError` instead of a h
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
 import stat
@@ -43,6 +45,12 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 #: probe) and the wait for the next frame. FFmpeg's own defaults are 30 s or unbounded.
 STREAM_OPEN_TIMEOUT_S = 5.0
 STREAM_READ_TIMEOUT_S = 5.0
+
+#: A file may end this share of its declared frame count early before it counts as truncated
+#: (frame counts of variable-rate containers are estimates from duration x rate).
+TRUNCATION_SLACK = 0.05
+
+log = logging.getLogger(__name__)
 
 # FFmpeg's "moov atom not found" and friends would otherwise be printed for every bad file;
 # we report those ourselves as SourceError. Read by OpenCV when it opens a capture.
@@ -137,11 +145,25 @@ class VideoSource:
     Use :func:`open_source` rather than constructing this directly.
     """
 
-    def __init__(self, capture: cv2.VideoCapture, name: str, *, is_live: bool, loop: bool = False) -> None:
+    def __init__(
+        self,
+        capture: cv2.VideoCapture,
+        name: str,
+        *,
+        is_live: bool,
+        loop: bool = False,
+        warn_truncated: bool = True,
+    ) -> None:
         self._cap = capture
         self.name = redact(name)  # shown in logs and errors: never with a camera password
         self.is_live = is_live
         self._loop = loop and not is_live
+        count = 0.0 if is_live else float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
+        #: Frames the file's container declares (None: live, or not declared); see :meth:`truncation`.
+        self.expected_frames: int | None = int(count) if 0.0 < count < 1e9 else None
+        self._warn_truncated = warn_truncated
+        self._decoded_in_pass = 0  # frames decoded since the file (re)started
+        self._truncation: str | None = None
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps: float | None = fps if 0.0 < fps < 1000.0 else None
         self._period = 1.0 / self.fps if self.fps else 1.0 / 30.0
@@ -170,11 +192,23 @@ class VideoSource:
         if self._closed:
             return None
         frame = self._grab()
+        if frame is None and not self.is_live:
+            self._file_ended()
         if frame is None and self._loop and self._index > 0:
             frame = self._restart()
         if frame is None and self.is_live:
             raise SourceLost(f"camera lost: {self.name!r} stopped delivering frames")
         return frame
+
+    def truncation(self) -> str | None:
+        """After the end of a file: why it is incomplete (one line), or None if it is whole.
+
+        A file cut short (a copy interrupted, a faststart mp4 or mkv whose header survived) decodes
+        a prefix and then ends as if it were complete. Its container still declares the full frame
+        count, so a decode that ends more than :data:`TRUNCATION_SLACK` short of it is reported
+        here (``slr-extract`` fails the video, ``slr-predict`` and the daemon warn).
+        """
+        return self._truncation
 
     def close(self) -> None:
         """Release the capture (idempotent)."""
@@ -219,9 +253,23 @@ class VideoSource:
         self._last_ts = ts
         frame = Frame(rgb=rgb, timestamp=ts, index=self._index, captured_at=grabbed_at)
         self._index += 1
+        self._decoded_in_pass += 1
         return frame
 
+    def _file_ended(self) -> None:
+        decoded, expected = self._decoded_in_pass, self.expected_frames
+        if expected is None or self._truncation is not None:
+            return
+        if decoded < expected - max(2, math.ceil(TRUNCATION_SLACK * expected)):
+            self._truncation = (
+                f"video {self.name!r} is incomplete: decoded {decoded} of the {expected} frames "
+                "its container declares (truncated or damaged file?)"
+            )
+            if self._warn_truncated:
+                log.warning("%s", self._truncation)
+
     def _restart(self) -> Frame | None:
+        self._decoded_in_pass = 0
         if not self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
             return None
         self._loop_offset = self._last_ts + self._period
@@ -267,10 +315,13 @@ def open_source(
     loop: bool = False,
     open_timeout_s: float = STREAM_OPEN_TIMEOUT_S,
     read_timeout_s: float = STREAM_READ_TIMEOUT_S,
+    warn_truncated: bool = True,
 ) -> VideoSource:
     """Open a video file, a camera (``/dev/videoN``, ``N`` or ``"N"``) or an RTSP/HTTP(S) URL.
 
-    ``loop`` restarts a file at its end (ignored for live sources). ``open_timeout_s`` and
+    ``loop`` restarts a file at its end (ignored for live sources). A file that ends short of its
+    declared frame count is logged as a warning unless ``warn_truncated`` is off (callers that
+    report :meth:`VideoSource.truncation` themselves). ``open_timeout_s`` and
     ``read_timeout_s`` bound a network stream's connection and each wait for a frame (a stream
     silent for longer counts as lost). Raises :class:`SourceError` with a one-line message (the
     source shown through :func:`redact`) when the source can't be opened or its first frame can't
@@ -282,7 +333,7 @@ def open_source(
         spec = os.fspath(spec)
     kind = source_kind(spec)
     if kind == "file":
-        return _open_file(str(spec), loop)
+        return _open_file(str(spec), loop, warn_truncated)
     text = str(spec).strip()
     if kind == "camera":
         return _open_camera(int(text) if text.isdigit() else text)
@@ -312,7 +363,7 @@ def _open_camera(device: str | int) -> VideoSource:
     return VideoSource(cap, str(device), is_live=True)
 
 
-def _open_file(spec: str, loop: bool) -> VideoSource:
+def _open_file(spec: str, loop: bool, warn_truncated: bool = True) -> VideoSource:
     path = Path(spec)
     check_source_path(path)
     if not os.access(path, os.R_OK):
@@ -320,4 +371,4 @@ def _open_file(spec: str, loop: bool) -> VideoSource:
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         raise SourceError(f"cannot open video {spec!r}: not a readable video (corrupt or unsupported format)")
-    return VideoSource(cap, spec, is_live=False, loop=loop)
+    return VideoSource(cap, spec, is_live=False, loop=loop, warn_truncated=warn_truncated)

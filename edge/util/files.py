@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
+import threading
 from pathlib import Path
 
 
@@ -13,3 +17,58 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (``os.umask`` can only be read by setting it, so it is set back at once)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def new_file_mode(base: int = 0o666) -> int:
+    """The mode ``open()`` would give a new file: ``base`` less the umask.
+
+    Temporary files (``mkstemp``: 0600) that are renamed into place get this mode, so a result
+    is exactly as shared as the user asked for: a private umask (077) keeps face landmarks,
+    which are biometric data, private.
+    """
+    return base & ~current_umask()
+
+
+def output_dir_problem(out_dir: Path, what: str = "output directory") -> str | None:
+    """Create ``out_dir`` if needed; why it cannot take new files (one line), or None if it can.
+
+    Tools call this before hours of work, not after: a typo'd or read-only output must fail first.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        return f"{what} {str(out_dir)!r} exists and is not a directory"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {what} {str(out_dir)!r}: {exc.strerror or exc}"
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        return f"{what} {str(out_dir)!r} is not writable"
+    return None
+
+
+def read_regular_file(path: str | Path) -> bytes:
+    """The bytes of ``path``, which must be a regular file (symlinks followed).
+
+    A FIFO given as a config file would block ``open()`` until some writer appears, i.e. forever;
+    it is opened non-blocking and refused, as are directories and devices (``OSError`` whose
+    ``strerror`` says so; a missing file is the usual ``FileNotFoundError``).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, a device or a directory?)", str(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    finally:
+        os.close(fd)

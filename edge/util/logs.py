@@ -32,3 +32,15 @@ class ThrottledLog:
         if suppressed:
             message += f" ({suppressed} similar messages suppressed)"
         self._log.log(level, message, *args)
+
+
+def error_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of ``str(exc)`` (at most ``limit`` characters), else the type's name.
+
+    Library errors arrive with multi-line, or empty, messages; a one-line report must survive both
+    (an empty message once turned a model error into an ``IndexError``).
+    """
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return type(exc).__name__
