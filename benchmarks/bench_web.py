@@ -147,12 +147,24 @@ def sign_latency(signs: int, tmp: Path) -> list[float]:
         driver.get(f"http://127.0.0.1:{port}/")
         time.sleep(3.0)  # page loaded, event stream open
         status = Status(
-            "ok", "bench", 25.0, 25.0, 0, 1.0, 128, False, ModelInfo("m", "ab" * 32), 1.0, "x", "running"
+            "ok",
+            "bench",
+            False,
+            25.0,
+            25.0,
+            0,
+            1.0,
+            128,
+            False,
+            ModelInfo("m", "ab" * 32),
+            1.0,
+            "x",
+            "running",
         )
         for i in range(signs):
             if i % 3 == 0:
                 publisher.send(status)
-            publisher.send(SignEvent(f"знак {i}", i, 0.9, 2, float(i), float(i) + 1.0))
+            publisher.send(SignEvent(f"знак {i}", i, 0.9, 2, float(i), float(i) + 1.0, 30.0))
             time.sleep(0.3)
         time.sleep(2.0)
         return list(driver.execute_script("return window.slrStats.signLatencyMs"))

@@ -28,7 +28,7 @@ from edge.runtime.subscriptions import SubscriptionRouter
 def test_router_maps_prefixes_to_broadcast_topics_only() -> None:
     router = SubscriptionRouter()
     assert router.handle(b"\x01") == [(True, t.encode()) for t in TOPICS]  # "everything"
-    assert router.handle(b"\x01s") == [(True, b"sign"), (True, b"status")]
+    assert router.handle(b"\x01s") == [(True, b"sign"), (True, b"status"), (True, b"segment")]
     assert router.handle(b"\x01p") == [(True, b"prediction")]  # never preview by prefix
     assert router.handle(b"\x01prev") == []
     assert router.watchers("preview") == 0
@@ -73,7 +73,7 @@ def test_existing_subscribers_see_no_change_while_preview_is_watched() -> None:
         preview = {"jpeg": "AA==", "width": 1, "height": 1, "frame_ts": 0.0, "keypoints": {}}
         for i in range(3):
             publisher.publish("preview", preview)
-            publisher.send(SignEvent("да", 1, 0.9, 2, float(i), float(i) + 1))
+            publisher.send(SignEvent("да", 1, 0.9, 2, float(i), float(i) + 1, 30.0))
         try:
             assert _drain(everything) == [b"sign"] * 3
             assert [signs.recv(1.0)[0] for _ in range(3)] == ["sign"] * 3

@@ -31,7 +31,7 @@ from helpers_web import (
     wait_for_web,
 )
 
-from edge.contract.protocol import ModelInfo, Prediction, SignEvent, Status, TopKEntry
+from edge.contract.protocol import ModelInfo, Prediction, Segment, SignEvent, Status, TopKEntry
 from edge.runtime.publisher import Publisher
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +42,7 @@ def status_body(camera: str = "ok", fps: float = 25.0) -> Status:
     return Status(
         camera=camera,  # type: ignore[arg-type]
         source="/dev/video0",
+        encrypted=False,
         capture_fps=fps,
         extraction_fps=fps,
         dropped_frames=3,
@@ -63,6 +64,20 @@ PREDICTION = Prediction(
     inference_ms=15.0,
     resampled=False,
     model="m",
+    latency_ms=40.0,
+)
+
+SEGMENT = Segment(
+    top_k=[TopKEntry("спасибо", 2, 0.7), TopKEntry("привет", 1, 0.2)],
+    start=0.0,
+    end=3.1,
+    frames=93,
+    hand_frames=80,
+    cut=False,
+    resampled=False,
+    inference_ms=20.0,
+    latency_ms=25.0,
+    model="m",
 )
 
 
@@ -79,7 +94,8 @@ class ScriptedDaemon(threading.Thread):
         while not self._halt.is_set():
             self.publisher.send(status_body(self.camera))
             self.publisher.send(PREDICTION)
-            self.publisher.send(SignEvent("привет", 1, 0.8, 2, 0.0, 4.2))
+            self.publisher.send(SignEvent("привет", 1, 0.8, 2, 0.0, 4.2, 30.0))
+            self.publisher.send(SEGMENT)
             self._halt.wait(0.2)
 
     def stop(self) -> None:
@@ -244,6 +260,21 @@ def test_event_stream_carries_prediction_sign_and_status(web: Web) -> None:
     assert {"prediction", "sign", "status"} <= kinds
     prediction = next(data for kind, data in events if kind == "prediction")
     assert prediction["top_k"][0]["label"] == "привет"
+
+
+def test_segments_reach_the_page_and_are_replayed_before_signs(web: Web) -> None:
+    # The transcript lists segments once the daemon publishes them, so a page that connects late
+    # must learn about them before the replayed sliding-window signs.
+    stream = EventStream(web.port)
+    try:
+        events = stream.events(3.0)
+    finally:
+        stream.close()
+    kinds = [kind for kind, _ in events]
+    assert "segment" in kinds
+    assert kinds.index("segment") < kinds.index("sign")
+    segment = next(data for kind, data in events if kind == "segment")
+    assert segment["top_k"][0]["label"] == "спасибо" and segment["latency_ms"] == 25.0
 
 
 def test_preview_stream_turns_the_daemons_preview_on_and_off(web: Web) -> None:

@@ -63,8 +63,13 @@ def stack(sample_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     model = build_slovo_model(tmp / "slovo-tiny.onnx")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     # A low threshold and one window per decision: the transcript fills with (meaningless) signs.
+    # Windows only: with segments published too, the page's transcript lists segments instead.
     daemon = start_daemon(
-        model, sample_video, endpoint, tmp / "daemon.log", "--threshold", "0.05", "--consecutive", "1"
+        model,
+        sample_video,
+        endpoint,
+        tmp / "daemon.log",
+        *("--threshold", "0.05", "--consecutive", "1", "--publish", "windows"),
     )
     port = free_port()
     web = start_web(port, endpoint, tmp / "web.log", "--model", str(model), "--max-upload-mb", "1")

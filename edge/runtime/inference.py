@@ -11,7 +11,6 @@ diverged checkpoint): such a model would run forever without publishing anything
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path

@@ -72,6 +72,8 @@ class DaemonBridge:
     status_received_at: float | None = None  # monotonic
     prediction: dict[str, Any] | None = None
     signs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_SIGNS))
+    #: Recent ``segment`` messages: the transcript's primary entries when the daemon publishes them.
+    segments: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_SIGNS))
     _clients: set[_Client] = field(default_factory=set)
     _preview_clients: set[_Client] = field(default_factory=set)
     _socket: zmq.asyncio.Socket | None = None
@@ -135,6 +137,8 @@ class DaemonBridge:
                 yield sse_frame("status", self.status)
             if self.prediction is not None:
                 yield sse_frame("prediction", self.prediction)
+            for segment in list(self.segments):  # first: a page that sees segments ignores signs
+                yield sse_frame("segment", segment)
             for sign in list(self.signs):
                 yield sse_frame("sign", sign)
             async for frame in self._drain(client):
@@ -214,6 +218,8 @@ class DaemonBridge:
                 self.prediction = payload
             elif topic == "sign":
                 self.signs.append(payload)
+            elif topic == "segment":
+                self.segments.append(payload)
         frame = sse_frame(topic, payload)
         for client in list(targets):
             client.put(frame)

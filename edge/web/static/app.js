@@ -14,7 +14,8 @@ const state = {
   config: null,
   lastStatusAt: 0,
   daemonModel: null,
-  signs: new Map(), // key -> sign, for de-duplication across reconnects
+  signs: new Map(), // key -> transcript entry (segment or sign), for de-duplication across reconnects
+  segmentsSeen: false, // once the daemon publishes segments, they alone make the transcript
   clearedAt: 0,
   uploading: false,
   clipFile: null,
@@ -66,8 +67,29 @@ function signKey(msg) {
   return `${msg.seq}@${msg.ts}`;
 }
 
+// The transcript lists recognised segments (a whole signing episode classified like an uploaded
+// clip) once the daemon publishes them; sliding-window sign events fill in only for a daemon that
+// publishes windows alone.
+function onSegment(msg) {
+  if (!state.segmentsSeen) {
+    state.segmentsSeen = true;
+    for (const [key, entry] of [...state.signs]) {
+      if (entry.kind !== "sign") continue;
+      state.signs.delete(key);
+      document.querySelector(`#transcript li[data-key="${key}"]`)?.remove();
+    }
+  }
+  const best = msg.top_k[0];
+  addTranscriptEntry({ ...msg, label: best.label, prob: best.prob, kind: "segment" });
+}
+
 function onSign(msg) {
-  const key = signKey(msg);
+  if (state.segmentsSeen) return;
+  addTranscriptEntry({ ...msg, kind: "sign" });
+}
+
+function addTranscriptEntry(msg) {
+  const key = `${msg.kind}:${signKey(msg)}`;
   if (state.signs.has(key) || msg.ts <= state.clearedAt) return;
   state.signs.set(key, msg);
   const li = document.createElement("li");
@@ -86,6 +108,7 @@ function onSign(msg) {
   // Newest first, ordered by publication time (replayed history may arrive after live signs).
   const after = [...list.children].find((child) => Number(child.dataset.ts) < msg.ts);
   li.dataset.ts = String(msg.ts);
+  li.dataset.key = key;
   list.insertBefore(li, after || null);
   requestAnimationFrame(() => {
     window.slrStats.signLatencyMs.push(Date.now() - msg.ts * 1000);
@@ -162,6 +185,7 @@ function connectEvents() {
   };
   source.addEventListener("prediction", parse(onPrediction));
   source.addEventListener("sign", parse(onSign));
+  source.addEventListener("segment", parse(onSegment));
   source.addEventListener("status", parse(onStatus));
   source.addEventListener("progress", parse(onProgress));
   source.onopen = () => {
