@@ -74,6 +74,10 @@ def test_health_follows_a_live_camera_that_freezes_then_dies(
         [
             *(sys.executable, "-m", "edge.commands.edge_cli", "run", "--model", str(tiny_onnx_path)),
             *("--source", camera.url, "--endpoint", endpoint, "--log-level", "WARNING"),
+            # A capture that hangs without the camera layer noticing (a V4L2 device has no read
+            # timeout): only the frame age can tell. A network camera's own timeout is tested in
+            # test_faults.
+            *("--read-timeout", "60"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -85,7 +89,7 @@ def test_health_follows_a_live_camera_that_freezes_then_dies(
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr
         assert "healthy: last frame" in healthy.stdout
 
-        camera.freeze()  # OpenCV gives up on a silent stream after 30 s; until then camera reads "ok"
+        camera.freeze()  # with --read-timeout 60 the camera reads "ok" for a minute
         hung = wait_status(subscriber, lambda s: (s["last_frame_age_s"] or 0) > MAX_AGE_S + 1, 25)
         assert hung["camera"] == "ok" and hung["state"] != "stopping"  # status alone looks fine
         result = health(endpoint, MAX_AGE_S)

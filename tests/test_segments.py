@@ -402,8 +402,12 @@ def test_live_stream_of_the_clip_gives_one_segment_with_the_same_top1(
                     segments.append(msg[1])
                 elif msg is not None and ffmpeg.poll() is not None and msg[1]["camera"] == "lost":
                     break  # the stream ended: the open episode has been handed to the segment thread
-            while (msg := sub.recv(timeout_s=3.0)) is not None:
-                if msg[0] == "segment":
+            # The episode is classified after the stream ends; status keeps coming, so drain for a
+            # bounded time rather than until silence.
+            drain_until = time.monotonic() + 15
+            while time.monotonic() < drain_until:
+                msg = sub.recv(timeout_s=0.5)
+                if msg is not None and msg[0] == "segment":
                     segments.append(msg[1])
     finally:
         daemon.terminate()

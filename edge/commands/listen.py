@@ -139,7 +139,7 @@ def render_status(payload: Mapping[str, Any]) -> Text:
         f" | latency p50/p95 {_ms(payload.get('latency_p50_ms'))}/{_ms(payload.get('latency_p95_ms'))}"
         f" | buf {payload['buffer_fill']}{_capacity(payload)}{' idle' if payload['idle'] else ''}"
         f"{' duty-cycled' if payload.get('extraction_mode') == 'idle' else ''}"
-        f" short {payload.get('short_segments', 0)}"
+        f"{f' short segments {short}' if (short := payload.get('short_segments', 0)) else ''}"
         f" | err {errors['extraction']}/{errors['inference']}/{errors['frames']}"
         f" | up {_uptime(payload['uptime_s'])} | {model['name']}@{str(model['sha256'])[:8]}"
         f" v{payload['version']}",
