@@ -28,6 +28,8 @@ from edge.runtime.settings import tomllib  # tomllib, or the tomli backport on P
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCK_FILE = REPO_ROOT / "requirements-edge.lock"
+#: The dashboard's lock (slovo-edge[web]), installed on top of LOCK_FILE.
+WEB_LOCK_FILE = REPO_ROOT / "requirements-web.lock"
 CACHE = Path(os.environ.get("SLOVO_DEPLOY_CACHE", "/var/cache/slovo-edge-tests"))
 SUITE = "bookworm"
 #: The files of a checkout that systemd/install.sh reads (besides the wheel).
