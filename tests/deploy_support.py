@@ -144,10 +144,10 @@ def build_requirements() -> list[str]:
 
 
 def wheelhouse(machine: str, python: str = "3.11") -> Path:
-    """Cached folder: the lock's wheels for CPython ``python`` on Linux ``machine``, and the build backend."""
-    lock = LOCK_FILE.read_bytes()
+    """Cached folder: both locks' wheels for CPython ``python`` on Linux ``machine``, and the build
+    backend."""
     extra = build_requirements()
-    key = short_hash(lock, machine, python, *extra)
+    key = short_hash(LOCK_FILE.read_bytes(), WEB_LOCK_FILE.read_bytes(), machine, python, *extra)
     with cache_entry(f"wheels-cp{python.replace('.', '')}-{machine}-{key}") as path:
         if not path.exists():
             partial = path.with_name(path.name + ".partial")
@@ -158,7 +158,7 @@ def wheelhouse(machine: str, python: str = "3.11") -> Path:
                 "--python-version", python, "--implementation", "cp", "--dest", partial,
                 "--progress-bar", "off", "--disable-pip-version-check",
             ]  # fmt: skip
-            run([*common, *platform_args, "-r", LOCK_FILE], timeout=1200)
+            run([*common, *platform_args, "-r", LOCK_FILE, "-r", WEB_LOCK_FILE], timeout=1200)
             run([*common, *extra], timeout=600)
             partial.rename(path)
     return path
