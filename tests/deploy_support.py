@@ -37,7 +37,9 @@ INSTALL_FILES = (
     "systemd/install.sh",
     "systemd/slovo-edge.service",
     "systemd/slovo-edge.toml.example",
+    "systemd/slovo-web.service",
     "requirements-edge.lock",
+    "requirements-web.lock",
     "README.md",
     "docs/PROTOCOL.md",
 )
