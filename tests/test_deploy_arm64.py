@@ -15,8 +15,8 @@ command passes; when the feed freezes, status keeps coming with camera "ok" (the
 check passed here) but no frame is extracted, and the HEALTHCHECK fails; once the daemon is
 stopped it fails too. The dashboard runs from the same image (compose.arm64.yml): ``slr-web``
 starts as the image's user, serves /metrics and answers /healthz with 503 while no daemon
-publishes, and stops on SIGTERM. Under emulation a frame takes seconds, so this is the slowest test
-(cold: the arm64 root filesystem ~5-15 min and the image build; warm: a few minutes).
+publishes, and shuts down gracefully on SIGTERM. Under emulation a frame takes seconds, so this is
+the slowest test (cold: the arm64 root filesystem ~5-15 min and the image build; warm: a few minutes).
 """
 
 from __future__ import annotations
@@ -281,7 +281,7 @@ def test_image_runs_the_dashboard(image: dict, container_root: Path, tmp_path: P
     config = image["config"]
     env = image_env(config)
     version = run(in_image(container_root, config, ["slr-web", "--version"]), env=env, timeout=300)
-    assert version.stdout.startswith("slr-web "), version.stdout
+    assert version.stdout.startswith("slovo-edge "), version.stdout
     port = free_port()
     command = [
         "slr-web", "--host", "127.0.0.1", "--port", str(port),
@@ -305,7 +305,9 @@ def test_image_runs_the_dashboard(image: dict, container_root: Path, tmp_path: P
         status, body = http_get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200 and "slovo_messages_lost_total" in body, body[:500]
         web.send_signal(signal.SIGTERM)
-        assert web.wait(60) == 0, log_path.read_text()[-3000:]
+        # A graceful stop; uvicorn then re-raises the signal, which systemd and docker count as clean.
+        assert web.wait(60) in (0, -signal.SIGTERM), log_path.read_text()[-3000:]
+        assert "Application shutdown complete" in log_path.read_text()
     finally:
         if web.poll() is None:
             web.kill()
