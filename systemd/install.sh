@@ -3,7 +3,7 @@
 # This is the one install recipe: the README, slovo-edge.service's header and the deployment test
 # (tests/test_deploy_systemd.py) all run it.
 #
-#   sudo systemd/install.sh [--python PYTHON] WHEEL
+#   sudo systemd/install.sh [--python PYTHON] [--web] WHEEL
 #
 # WHEEL is slovo-edge's wheel (build it anywhere with `python3 -m pip wheel --no-deps -w dist .`).
 # Steps: check the interpreter is CPython 3.11 or 3.12 -> a fresh venv in /opt/slovo-edge/venv ->
@@ -11,6 +11,7 @@
 # none of the ~500 MB mediapipe asks for but never uses) -> the wheel (--no-deps) -> bytecode for
 # what the daemon imports -> the unit, an example config (never overwriting yours) and the docs
 # the unit's Documentation= names. Stop the service before upgrading: the venv is recreated.
+# --web also installs the dashboard (slr-web): requirements-web.lock on top, and slovo-web.service.
 # pip's own settings apply, e.g. PIP_NO_INDEX=1 PIP_FIND_LINKS=/path/to/wheels for an offline install.
 # Then: put the model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-edge/config.toml, and
 # `systemctl enable --now slovo-edge`.
@@ -19,16 +20,18 @@ set -eu
 PREFIX=/opt/slovo-edge
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=python3
+WEB=0
 
 usage() {
-  echo "usage: $0 [--python PYTHON] WHEEL" >&2
+  echo "usage: $0 [--python PYTHON] [--web] WHEEL" >&2
   exit 2
 }
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --python) [ $# -ge 2 ] || usage; PYTHON="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --web) WEB=1; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     -*) usage ;;
     *) break ;;
   esac
@@ -52,6 +55,10 @@ echo "==> venv $PREFIX/venv ($("$PYTHON" --version 2>&1))"
 PIP="$PREFIX/venv/bin/python -m pip --disable-pip-version-check --no-input"
 echo "==> device dependencies (requirements-edge.lock)"
 $PIP install --quiet --no-deps --no-compile --only-binary=:all: -r "$SRC/requirements-edge.lock"
+if [ "$WEB" = 1 ]; then
+  echo "==> dashboard dependencies (requirements-web.lock)"
+  $PIP install --quiet --no-deps --no-compile --only-binary=:all: -r "$SRC/requirements-web.lock"
+fi
 echo "==> slovo-edge ($(basename "$WHEEL"))"
 $PIP install --quiet --no-deps --no-compile "$WHEEL"
 # Bytecode for what the daemon imports only (the service cannot write it later), then drop pip:
@@ -59,9 +66,15 @@ $PIP install --quiet --no-deps --no-compile "$WHEEL"
 "$PREFIX/venv/bin/python" -m edge.runtime.precompile
 $PIP uninstall --quiet --yes pip setuptools
 "$PREFIX/venv/bin/slr-edge" --version
+if [ "$WEB" = 1 ]; then
+  "$PREFIX/venv/bin/slr-web" --version
+fi
 
 echo "==> unit, config, docs"
 install -D -m 0644 "$SRC/systemd/slovo-edge.service" /etc/systemd/system/slovo-edge.service
+if [ "$WEB" = 1 ]; then
+  install -D -m 0644 "$SRC/systemd/slovo-web.service" /etc/systemd/system/slovo-web.service
+fi
 if [ -e /etc/slovo-edge/config.toml ]; then
   echo "keeping the existing /etc/slovo-edge/config.toml"
 else
@@ -74,3 +87,6 @@ if [ -d /run/systemd/system ]; then
 fi
 echo "installed. Next: model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-edge/config.toml, then"
 echo "  systemctl enable --now slovo-edge && journalctl -fu slovo-edge"
+if [ "$WEB" = 1 ]; then
+  echo "  systemctl enable --now slovo-web    # the dashboard, http://127.0.0.1:8080/"
+fi

@@ -28,6 +28,8 @@ from edge.runtime.settings import tomllib  # tomllib, or the tomli backport on P
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCK_FILE = REPO_ROOT / "requirements-edge.lock"
+#: The dashboard's lock (slovo-edge[web]), installed on top of LOCK_FILE.
+WEB_LOCK_FILE = REPO_ROOT / "requirements-web.lock"
 CACHE = Path(os.environ.get("SLOVO_DEPLOY_CACHE", "/var/cache/slovo-edge-tests"))
 SUITE = "bookworm"
 #: The files of a checkout that systemd/install.sh reads (besides the wheel).
@@ -35,7 +37,9 @@ INSTALL_FILES = (
     "systemd/install.sh",
     "systemd/slovo-edge.service",
     "systemd/slovo-edge.toml.example",
+    "systemd/slovo-web.service",
     "requirements-edge.lock",
+    "requirements-web.lock",
     "README.md",
     "docs/PROTOCOL.md",
 )
@@ -142,10 +146,10 @@ def build_requirements() -> list[str]:
 
 
 def wheelhouse(machine: str, python: str = "3.11") -> Path:
-    """Cached folder: the lock's wheels for CPython ``python`` on Linux ``machine``, and the build backend."""
-    lock = LOCK_FILE.read_bytes()
+    """Cached folder: both locks' wheels for CPython ``python`` on Linux ``machine``, and the build
+    backend."""
     extra = build_requirements()
-    key = short_hash(lock, machine, python, *extra)
+    key = short_hash(LOCK_FILE.read_bytes(), WEB_LOCK_FILE.read_bytes(), machine, python, *extra)
     with cache_entry(f"wheels-cp{python.replace('.', '')}-{machine}-{key}") as path:
         if not path.exists():
             partial = path.with_name(path.name + ".partial")
@@ -156,7 +160,7 @@ def wheelhouse(machine: str, python: str = "3.11") -> Path:
                 "--python-version", python, "--implementation", "cp", "--dest", partial,
                 "--progress-bar", "off", "--disable-pip-version-check",
             ]  # fmt: skip
-            run([*common, *platform_args, "-r", LOCK_FILE], timeout=1200)
+            run([*common, *platform_args, "-r", LOCK_FILE, "-r", WEB_LOCK_FILE], timeout=1200)
             run([*common, *extra], timeout=600)
             partial.rename(path)
     return path

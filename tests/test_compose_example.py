@@ -38,6 +38,8 @@ def test_compose_runs_both_commands_on_loopback() -> None:
     assert text.count("network_mode: host") == 2 and "depends_on: [slovo-edge]" in text
 
 
-def test_dockerfile_installs_the_web_extra() -> None:
+def test_dockerfile_installs_the_web_lock() -> None:
+    """The image compose runs slr-web from has the dashboard's pinned dependencies (layer order:
+    tests/test_install_recipe.py; running it: tests/test_deploy_arm64.py)."""
     dockerfile = (COMPOSE.parent / "Dockerfile.arm64").read_text()
-    assert '".[edge,web]"' in dockerfile
+    assert "-r /tmp/requirements-web.lock" in dockerfile

@@ -57,9 +57,21 @@ def test_recipe_usage_errors_are_one_line() -> None:
     assert result.stderr.strip() == "install.sh: error: no such wheel: /nonexistent/slovo_edge.whl"
 
 
+def test_recipe_web_flag_is_parsed_and_usage_names_it() -> None:
+    result = recipe("--web")
+    assert result.returncode == 2 and result.stderr.startswith("usage:") and "[--web]" in result.stderr
+    result = recipe("--web", "/nonexistent/slovo_edge.whl")  # taken as a flag, then the wheel checked
+    assert result.returncode == 2
+    assert result.stderr.strip() == "install.sh: error: no such wheel: /nonexistent/slovo_edge.whl"
+
+
 def test_recipe_installs_with_no_deps_from_the_lock() -> None:
     text = RECIPE.read_text()
     assert '--no-deps --no-compile --only-binary=:all: -r "$SRC/requirements-edge.lock"' in text
+    assert '--no-deps --no-compile --only-binary=:all: -r "$SRC/requirements-web.lock"' in text
+    assert text.index('requirements-edge.lock"') < text.index('requirements-web.lock"')
+    web_unit = (REPO_ROOT / "systemd" / "slovo-web.service").read_text()
+    assert "sudo systemd/install.sh --web dist/slovo_edge-" in web_unit  # its header gives the recipe
     readme = (REPO_ROOT / "README.md").read_text()
     unit = (REPO_ROOT / "systemd" / "slovo-edge.service").read_text()
     assert "sudo systemd/install.sh dist/slovo_edge-" in readme  # the README and the unit give
@@ -71,13 +83,16 @@ def instructions() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
-def test_dockerfile_installs_the_lock_before_copying_the_code() -> None:
+def test_dockerfile_installs_the_locks_in_their_own_layers_before_copying_the_code() -> None:
     lines = instructions()
     lock_copy = lines.index("COPY requirements-edge.lock /tmp/requirements-edge.lock")
     lock_install = next(i for i, line in enumerate(lines) if "-r /tmp/requirements-edge.lock" in line)
+    web_copy = lines.index("COPY requirements-web.lock /tmp/requirements-web.lock")
+    web_install = next(i for i, line in enumerate(lines) if "-r /tmp/requirements-web.lock" in line)
     code_copy = next(i for i, line in enumerate(lines) if line.startswith("COPY edge/"))
-    assert lock_copy < lock_install < code_copy
-    assert "--no-deps" in lines[lock_install]
+    # The web lock after the edge lock's layer: changing it leaves the big layer cached.
+    assert lock_copy < lock_install < web_copy < web_install < code_copy
+    assert "--no-deps" in lines[lock_install] and "--no-deps" in lines[web_install]
     assert not any("apt-get" in line for line in lines), "no system packages (no GL libraries) needed"
 
 
@@ -87,5 +102,6 @@ def test_dockerfile_user_is_numeric_and_dockerignore_keeps_the_context_small() -
     assert uid.isdigit() and int(uid) > 0 and gid.isdigit()
     ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     assert ignore[ignore.index("*") + 1 :]  # everything is ignored, then the few needed paths let in
-    copied = {"requirements-edge.lock", "pyproject.toml", "README.md", "LICENSE", "edge/"}
+    copied = {"requirements-edge.lock", "requirements-web.lock", "pyproject.toml", "README.md", "LICENSE"}
+    copied.add("edge/")
     assert {line[1:] for line in ignore if line.startswith("!")} == copied
