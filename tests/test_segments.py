@@ -420,4 +420,6 @@ def test_live_stream_of_the_clip_gives_one_segment_with_the_same_top1(
     (segment,) = segments
     validate("segment", segment)
     assert segment["top_k"][0]["label"] == sample_predict_json["top_k"][0]["label"], (segment, text)
-    assert segment["hand_frames"] >= 10
+    # A live stream is extracted at whatever rate the machine allows (about 28 of 30 frames/s when
+    # quiet, a handful when it is busy): the segment holds at least min_segment_frames of them.
+    assert segment["hand_frames"] >= 5 and segment["frames"] >= segment["hand_frames"]
