@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> object:
     """Validate the options into :class:`edge.web.app.WebSettings`; ``ValueError`` with one line."""
-    from edge.runtime.publisher import KeyFileError, _load_key
+    from edge.runtime.publisher import KeyFileError, load_key
     from edge.web.app import WebSettings
     from edge.web.security import loopback_host, read_token
     from edge.web.uploads import describe_model
@@ -75,8 +75,8 @@ def settings_from_args(args: argparse.Namespace) -> object:
     keys = None
     if args.curve_server_key is not None:
         try:
-            server_public, _ = _load_key(args.curve_server_key, secret=False, role="CURVE server public")
-            client_public, client_secret = _load_key(args.curve_client_key, secret=True, role="CURVE client")
+            server_public, _ = load_key(args.curve_server_key, secret=False, role="CURVE server public")
+            client_public, client_secret = load_key(args.curve_client_key, secret=True, role="CURVE client")
         except KeyFileError as exc:
             raise ValueError(str(exc)) from None
         if client_secret is None:

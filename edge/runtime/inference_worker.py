@@ -33,7 +33,7 @@ from edge.runtime.publisher import MessageSink
 log = logging.getLogger(__name__)
 
 LATENCY_SAMPLES = 200
-#: Niceness added to the inference thread (see :func:`_lower_priority`).
+#: Niceness added to the inference thread (see :func:`lower_priority`).
 INFERENCE_NICENESS = 5
 
 
@@ -47,7 +47,7 @@ class WindowJob:
     captured_at: float
 
 
-def _lower_priority(niceness: int) -> None:
+def lower_priority(niceness: int) -> None:
     """Make the calling thread yield the CPU to extraction when both want it (Linux: per-thread nice).
 
     On 2 cores, capture decoding, MediaPipe and ONNX Runtime (intra-op 1: it computes in this
@@ -133,7 +133,7 @@ class InferenceWorker(threading.Thread):
         return percentile(self.latency_ms, 50), percentile(self.latency_ms, 95)
 
     def run(self) -> None:
-        _lower_priority(INFERENCE_NICENESS)
+        lower_priority(INFERENCE_NICENESS)
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending is not None or self._stopping)

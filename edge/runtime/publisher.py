@@ -90,7 +90,7 @@ def _is_z85_key(key: bytes | None) -> bool:
         return False
 
 
-def _load_key(path: Path | str, *, secret: bool, role: str) -> tuple[bytes, bytes | None]:
+def load_key(path: Path | str, *, secret: bool, role: str) -> tuple[bytes, bytes | None]:
     path = Path(path)
     if not path.is_file():
         raise KeyFileError(f"{role} key file not found: {path}")
@@ -130,7 +130,7 @@ def _authorized_location(authorized_dir: Path | str | None) -> str:
     if not keys:
         raise KeyFileError(f"CURVE authorized clients directory has no *.key files: {path}")
     for key in keys:
-        _load_key(key, secret=False, role="CURVE authorized client")
+        load_key(key, secret=False, role="CURVE authorized client")
     return str(path)
 
 
@@ -236,7 +236,7 @@ class Publisher:
         if curve_secret_key is not None:  # check every file before starting anything
             if not zmq.has("curve"):
                 raise KeyFileError("this libzmq was built without CURVE support")
-            keys = _load_key(curve_secret_key, secret=True, role="CURVE server secret")
+            keys = load_key(curve_secret_key, secret=True, role="CURVE server secret")
             if others_can_read(curve_secret_key):
                 raise KeyFileError(
                     f"CURVE server secret key file {curve_secret_key} is readable by other users; "
@@ -398,8 +398,8 @@ class Subscriber:
             raise KeyFileError("CURVE needs both the server public key and the client secret key")
         keys = None
         if curve_server_key is not None and curve_client_key is not None:
-            server_public, _ = _load_key(curve_server_key, secret=False, role="CURVE server public")
-            keys = (server_public, *_load_key(curve_client_key, secret=True, role="CURVE client secret"))
+            server_public, _ = load_key(curve_server_key, secret=False, role="CURVE server public")
+            keys = (server_public, *load_key(curve_client_key, secret=True, role="CURVE client secret"))
             if others_can_read(curve_client_key):
                 log.warning(
                     "CURVE client secret key %s is readable by other users; chmod 600 it",

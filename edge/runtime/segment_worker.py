@@ -20,7 +20,7 @@ from collections import deque
 from edge.contract.protocol import Segment
 from edge.runtime.capture import ThrottledLog
 from edge.runtime.classify import WindowModel, classify_window
-from edge.runtime.inference_worker import INFERENCE_NICENESS, LATENCY_SAMPLES, _lower_priority, percentile
+from edge.runtime.inference_worker import INFERENCE_NICENESS, LATENCY_SAMPLES, lower_priority, percentile
 from edge.runtime.publisher import MessageSink
 from edge.runtime.segmenter import Episode
 
@@ -77,7 +77,7 @@ class SegmentWorker(threading.Thread):
         return percentile(self.latency_ms, q)
 
     def run(self) -> None:
-        _lower_priority(INFERENCE_NICENESS)
+        lower_priority(INFERENCE_NICENESS)
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._pending) or self._stopping)
