@@ -108,7 +108,7 @@ def wait_status(
     while time.monotonic() - started < HANG_GUARD_S:
         assert proc.poll() is None, log.read_text(errors="replace")
         msg = sub.recv(timeout_s=0.5)
-        if msg is not None and test(msg[1]):
+        if msg is not None and msg[0] == "status" and test(msg[1]):
             validate("status", msg[1])
             return msg[1], time.monotonic() - started
     pytest.fail(f"no matching status within {HANG_GUARD_S} s:\n{log.read_text(errors='replace')}")
