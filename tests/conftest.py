@@ -106,17 +106,16 @@ def silent_peer() -> Iterator[int]:
     server.close()
 
 
-@pytest.fixture(scope="session")
-def sample_predict_json(tiny_onnx_path: Path, sample_video: Path) -> dict[str, object]:
-    """``slr-predict --json`` on the sample clip with the tiny export: what a segment must equal."""
+def predict_json(model: Path, video: Path) -> dict[str, object]:
+    """``slr-predict --json --top-k 5`` on ``video`` with ``model``, run as a user would."""
     import json
     import subprocess
     import sys
 
     out = subprocess.run(
         [
-            *(sys.executable, "-m", "edge.commands.predict", str(sample_video)),
-            *("--model", str(tiny_onnx_path), "--json", "--top-k", "5"),
+            *(sys.executable, "-m", "edge.commands.predict", str(video)),
+            *("--model", str(model), "--json", "--top-k", "5"),
         ],
         capture_output=True,
         text=True,
@@ -124,7 +123,14 @@ def sample_predict_json(tiny_onnx_path: Path, sample_video: Path) -> dict[str, o
         timeout=900,
     )
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+@pytest.fixture(scope="session")
+def sample_predict_json(tiny_onnx_path: Path, sample_video: Path) -> dict[str, object]:
+    """``slr-predict --json`` on the sample clip with the tiny export: what a segment must equal."""
+    return predict_json(tiny_onnx_path, sample_video)
 
 
 def assert_same_top_k(

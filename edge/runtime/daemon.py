@@ -192,7 +192,8 @@ class Daemon:
         #: Wake-ups: wall time from the first frame with a hand reaching extraction to full rate.
         self.wake_ms: deque[float] = deque(maxlen=1000)
         self._held: deque[tuple[CapturedFrame, int]] = deque(maxlen=MAX_HELD_FRAMES)
-        self._last_sample_ts: float | None = None
+        #: Capture time at which the idle sampler takes its next frame (None: the next frame).
+        self._next_sample_ts: float | None = None
         self._blank: np.ndarray | None = None
         self.extraction_errors = 0
         self.started_at = time.monotonic()
@@ -325,7 +326,7 @@ class Daemon:
                 self.worker.reset_decisions()
                 self._end_episode()
                 self._held.clear()
-                self.mode, self._last_sample_ts = "full", None
+                self.mode, self._next_sample_ts = "full", None
             self._connection = item.connection
         self.seen += 1
         if self.mode == "idle":
@@ -336,26 +337,44 @@ class Daemon:
     def _sample(self, item: CapturedFrame, seq: int) -> None:
         """Idle: extract one frame per ``1/idle_fps`` s of capture time, hold the others; wake on a hand."""
         ts = item.frame.timestamp
-        last = self._last_sample_ts
-        if last is not None and 0.0 <= ts - last < 1.0 / self.config.idle_fps:
+        if not self._sample_due(ts):
             self._held.append((item, seq))
             return
         kp = self._extract(item)
         if kp is None:
             return
-        self._last_sample_ts = ts
+        self._schedule_next_sample(ts)
         if not has_hands(kp):
             self._held.clear()  # nothing to replay: the scene was still empty when they were taken
             self._use(kp, item, seq)
             return
         self._wake(item, seq)
 
+    def _sample_due(self, ts: float) -> bool:
+        """Whether the idle sampler takes the frame captured at ``ts``.
+
+        Samples follow a fixed schedule (one per ``1/idle_fps`` s) and a frame within half a frame
+        period of the due time counts as due. Comparing with the last sample's timestamp instead
+        would skip the frame that arrives a hair early (timestamps jitter): at 30 fps and 3 samples
+        per second every interval would become 11 frames, and a wake-up a frame later.
+        """
+        due = self._next_sample_ts
+        if due is None:
+            return True
+        period, tolerance = 1.0 / self.config.idle_fps, 0.5 / (self.capture.fps or 30.0)
+        return not due - period - tolerance <= ts < due - tolerance  # earlier: time went back
+
+    def _schedule_next_sample(self, ts: float) -> None:
+        due, period = self._next_sample_ts, 1.0 / self.config.idle_fps
+        on_time = due is not None and abs(ts - due) < period  # keep the schedule; else restart it
+        self._next_sample_ts = (due + period) if on_time and due is not None else ts + period
+
     def _wake(self, item: CapturedFrame, seq: int) -> None:
         """A sample showed a hand: back to full rate, replaying the held frames and the sample in order."""
         woke_at = time.time()
         replay = [*self._held, (item, seq)]
         self._held.clear()
-        self.mode, self._last_sample_ts = "full", None
+        self.mode, self._next_sample_ts = "full", None
         self.buffer.clear()  # sparse idle frames would skew the first window's resampling
         if self._blank is None or self._blank.shape != item.frame.rgb.shape:
             self._blank = np.zeros_like(item.frame.rgb)
@@ -405,7 +424,7 @@ class Daemon:
         if not idle:
             self.mode = "full"
         elif self.mode == "full" and self.config.idle_fps > 0:
-            self.mode, self._last_sample_ts = "idle", frame.timestamp
+            self.mode, self._next_sample_ts = "idle", frame.timestamp + 1.0 / self.config.idle_fps
         self.state = "idle" if idle else "running"
         if self.segmenter is not None and self.segments is not None:
             episode = self.segmenter.push(kp, frame.timestamp, hands, frame.captured_at)
@@ -440,7 +459,7 @@ class Daemon:
             log.error("capture ended unexpectedly (camera %s)", self.capture.state)
             return False
         if self.mode == "idle" and self._held:  # the last frames may hold a hand: look at the newest
-            self._last_sample_ts = None
+            self._next_sample_ts = None
             self._sample(*self._held.pop())
         if self.windows_on and self.seen % self.config.stride and self._last_frame_at is not None:
             self._offer_window()
