@@ -217,10 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         f"Machine load (1/5/15-minute load average) before: {' / '.join(f'{x:.1f}' for x in load_before)}, "
-        f"after: {' / '.join(f'{x:.1f}' for x in load_after)}, on {os.cpu_count()} cores shared with other "
-        "work. The daemon needs about 1.4 cores at full rate (MediaPipe on every frame), so under such load "
+        f"after: {' / '.join(f'{x:.1f}' for x in load_after)}, on {os.cpu_count()} cores. The daemon "
+        "needs about 1.4 cores at full rate (MediaPipe on every frame): when other work shares the machine, "
         "extraction runs below the camera's 30 frames/s, frames wait, and latency grows for every model "
-        "alike; compare the rows with each other.",
+        "alike (the *extraction* column shows it); compare the rows with each other.",
     ]
     oversubscribed = min(load_before[0], load_after[0]) / (os.cpu_count() or 1)
     missed = [label for label, target in TARGETS_MS.items() if label in results and p50s[label] > target]

@@ -48,12 +48,17 @@ from helpers_web import (  # noqa: E402
 )
 
 from benchmarks.report import write_section  # noqa: E402
+from edge.runtime.job_worker import lower_priority  # noqa: E402
 
 SAMPLE = REPO.parent / "shared" / "samples" / "slovo_sample.mp4"
 
 
 class Clients:
-    """``count`` SSE clients reading ``path`` until :meth:`close`; counts what they receive."""
+    """``count`` SSE clients reading ``path`` until :meth:`close`; counts what they receive.
+
+    The readers run at niceness 19: on this 2-core machine they share the CPU with the daemon,
+    which a real viewer's browser does not.
+    """
 
     def __init__(self, port: int, path: str, count: int) -> None:
         self.events = [0] * count
@@ -63,6 +68,9 @@ class Clients:
             thread.start()
 
     def _read(self, port: int, path: str, i: int) -> None:
+        # The browsers run on phones and laptops, not on the device: at the lowest priority the
+        # readers' own CPU (parsing the streams in this process) is not taken from the daemon.
+        lower_priority(19)
         stream = EventStream(port, path)
         try:
             while not self._stop.is_set():

@@ -15,8 +15,6 @@ preprocessing and the model, so it is what a subscriber actually experiences (pl
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -24,17 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.contract.protocol import Prediction, SignEvent
-from edge.runtime.capture import ThrottledLog
 from edge.runtime.classify import PROB_DECIMALS, WindowModel, classify_window
 from edge.runtime.config import DaemonConfig
 from edge.runtime.decisions import SignDecider
+from edge.runtime.job_worker import LATENCY_SAMPLES, JobWorker, percentile
 from edge.runtime.publisher import MessageSink
 
 log = logging.getLogger(__name__)
-
-LATENCY_SAMPLES = 200
-#: Niceness added to the inference thread (see :func:`lower_priority`).
-INFERENCE_NICENESS = 5
 
 
 @dataclass(frozen=True)
@@ -47,55 +41,31 @@ class WindowJob:
     captured_at: float
 
 
-def lower_priority(niceness: int) -> None:
-    """Make the calling thread yield the CPU to extraction when both want it (Linux: per-thread nice).
-
-    On 2 cores, capture decoding, MediaPipe and ONNX Runtime (intra-op 1: it computes in this
-    thread) compete. A late prediction costs little; a late extraction loses frames for every
-    later window. Raising niceness needs no privilege; where it is unsupported nothing happens.
-    """
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-    except (AttributeError, OSError) as exc:  # not Linux, or a sandbox that forbids it
-        log.debug("cannot lower inference priority: %s", exc)
-
-
-def percentile(values: deque[float], q: float) -> float | None:
-    """The ``q``-th percentile of ``values``, or None when there are none yet.
-
-    ``list(deque)`` is one atomic copy, so another thread appending meanwhile is harmless.
-    """
-    snapshot = list(values)
-    return float(np.percentile(np.asarray(snapshot, dtype=float), q)) if snapshot else None
-
-
 def latency_ms_since(captured_at: float) -> float:
     """Milliseconds from ``captured_at`` (wall clock) to now, as published (3 decimals, never negative)."""
     return round(max(0.0, (time.time() - captured_at) * 1000.0), 3)
 
 
-class InferenceWorker(threading.Thread):
-    """Runs the model on the newest submitted window and publishes the results."""
+class InferenceWorker(JobWorker[tuple[WindowJob, bool]]):
+    """Runs the model on the newest submitted window and publishes the results.
+
+    A job is the window and whether the sign decisions restart before it (a window without hands,
+    or idle, came in between), taken together under the lock.
+    """
 
     def __init__(self, model: WindowModel, publisher: MessageSink, config: DaemonConfig) -> None:
-        super().__init__(name="inference", daemon=True)
+        super().__init__(name="inference", what="inference")
         self.model = model
         self.publisher = publisher
         self.config = config
         self.decider = SignDecider(config.threshold, config.consecutive)
-        self.errors = 0
         self.skipped = 0
-        self.completed = 0
         self.signs = 0
         self.inference_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         #: ``latency_ms`` of the last predictions (capture of the newest frame → handed to ZeroMQ).
         self.latency_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
-        self._cond = threading.Condition()
         self._pending: WindowJob | None = None
-        self._busy = False
-        self._stopping = False
         self._reset_requested = False
-        self._throttled = ThrottledLog(log)
 
     def submit(self, job: WindowJob) -> None:
         """Queue ``job``; a job still pending is replaced (and counted as skipped)."""
@@ -110,19 +80,6 @@ class InferenceWorker(threading.Thread):
         with self._cond:
             self._reset_requested = True
 
-    def drain(self, timeout: float) -> bool:
-        """Wait until nothing is pending or running; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(
-                lambda: (self._pending is None and not self._busy) or self._stopping, timeout
-            )
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._pending = None
-            self._cond.notify_all()
-
     @property
     def p50_ms(self) -> float | None:
         """Median time in the model over the last :data:`LATENCY_SAMPLES` windows."""
@@ -132,28 +89,22 @@ class InferenceWorker(threading.Thread):
         """p50 and p95 of ``latency_ms`` over the last :data:`LATENCY_SAMPLES` predictions."""
         return percentile(self.latency_ms, 50), percentile(self.latency_ms, 95)
 
-    def run(self) -> None:
-        lower_priority(INFERENCE_NICENESS)
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._pending is not None or self._stopping)
-                if self._stopping or self._pending is None:
-                    return
-                job, self._pending, self._busy = self._pending, None, True
-                reset, self._reset_requested = self._reset_requested, False
-            try:
-                if reset:
-                    self.decider.reset()
-                self._process(job)
-            except Exception as exc:  # a failed window is counted, never fatal
-                self.errors += 1
-                self._throttled(logging.ERROR, "infer", "inference failed: %s", exc)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+    def _has_job(self) -> bool:
+        return self._pending is not None
 
-    def _process(self, job: WindowJob) -> None:
+    def _take_job(self) -> tuple[WindowJob, bool]:
+        assert self._pending is not None
+        job, self._pending = self._pending, None
+        reset, self._reset_requested = self._reset_requested, False
+        return job, reset
+
+    def _clear_jobs(self) -> None:
+        self._pending = None
+
+    def _process(self, job_and_reset: tuple[WindowJob, bool]) -> None:
+        job, reset = job_and_reset
+        if reset:
+            self.decider.reset()
         result = classify_window(
             self.model,
             job.raw,
@@ -175,7 +126,6 @@ class InferenceWorker(threading.Thread):
         self.publisher.send(prediction)
         self.latency_ms.append(prediction.latency_ms)
         self.inference_ms.append(result.inference_ms)
-        self.completed += 1
         decision = self.decider.update(result.best, result.window_start, result.window_end)
         if decision is not None:
             self.signs += 1

@@ -13,14 +13,12 @@ top-k is the one ``slr-predict --json`` prints for the same keypoints.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 
 from edge.contract.protocol import Segment
-from edge.runtime.capture import ThrottledLog
 from edge.runtime.classify import WindowModel, classify_window
-from edge.runtime.inference_worker import INFERENCE_NICENESS, LATENCY_SAMPLES, lower_priority, percentile
+from edge.runtime.job_worker import LATENCY_SAMPLES, JobWorker, percentile
 from edge.runtime.publisher import MessageSink
 from edge.runtime.segmenter import Episode
 
@@ -30,24 +28,18 @@ log = logging.getLogger(__name__)
 MAX_PENDING = 16
 
 
-class SegmentWorker(threading.Thread):
+class SegmentWorker(JobWorker[Episode]):
     """Classifies each submitted :class:`Episode` and publishes it as a ``segment``."""
 
     def __init__(self, model: WindowModel, publisher: MessageSink, top_k: int) -> None:
-        super().__init__(name="segments", daemon=True)
+        super().__init__(name="segments", what="segment classification")
         self.model = model
         self.publisher = publisher
         self.top_k = top_k
-        self.completed = 0
-        self.errors = 0
         self.refused = 0
         #: Wall time from an episode's end being seen to its message being handed to ZeroMQ.
         self.latency_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
-        self._cond = threading.Condition()
         self._pending: deque[Episode] = deque()
-        self._busy = False
-        self._stopping = False
-        self._throttled = ThrottledLog(log)
 
     def submit(self, episode: Episode) -> None:
         """Queue ``episode`` (FIFO); refused and counted only if :data:`MAX_PENDING` are waiting."""
@@ -59,40 +51,17 @@ class SegmentWorker(threading.Thread):
             self._pending.append(episode)
             self._cond.notify_all()
 
-    def drain(self, timeout: float) -> bool:
-        """Wait until every submitted episode is published; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(self._drained, timeout)
-
-    def _drained(self) -> bool:
-        return (not self._pending and not self._busy) or self._stopping
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._pending.clear()
-            self._cond.notify_all()
-
     def latency_percentile(self, q: float) -> float | None:
         return percentile(self.latency_ms, q)
 
-    def run(self) -> None:
-        lower_priority(INFERENCE_NICENESS)
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: bool(self._pending) or self._stopping)
-                if self._stopping:
-                    return
-                episode, self._busy = self._pending.popleft(), True
-            try:
-                self._process(episode)
-            except Exception as exc:  # a failed segment is counted, never fatal
-                self.errors += 1
-                self._throttled(logging.ERROR, "segment", "segment classification failed: %s", exc)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+    def _has_job(self) -> bool:
+        return bool(self._pending)
+
+    def _take_job(self) -> Episode:
+        return self._pending.popleft()
+
+    def _clear_jobs(self) -> None:
+        self._pending.clear()
 
     def _process(self, episode: Episode) -> None:
         result = classify_window(self.model, episode.raw, episode.ts, k=self.top_k, hands=episode.hands)
@@ -113,7 +82,6 @@ class SegmentWorker(threading.Thread):
             )
         )
         self.latency_ms.append(latency_ms)
-        self.completed += 1
         log.info(
             "segment %.2f-%.2f s: %s (p=%.2f)%s",
             episode.ts[0],
