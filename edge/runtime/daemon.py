@@ -361,13 +361,20 @@ class Daemon:
         due = self._next_sample_ts
         if due is None:
             return True
-        period, tolerance = 1.0 / self.config.idle_fps, 0.5 / (self.capture.fps or 30.0)
+        period, tolerance = self._idle_period, 0.5 / (self.capture.fps or 30.0)
         return not due - period - tolerance <= ts < due - tolerance  # earlier: time went back
 
     def _schedule_next_sample(self, ts: float) -> None:
-        due, period = self._next_sample_ts, 1.0 / self.config.idle_fps
-        on_time = due is not None and abs(ts - due) < period  # keep the schedule; else restart it
-        self._next_sample_ts = (due + period) if on_time and due is not None else ts + period
+        due, period = self._next_sample_ts, self._idle_period
+        if due is not None and abs(ts - due) < period:  # on schedule: keep it
+            self._next_sample_ts = due + period
+        else:  # the first sample, or time jumped (a loop, a stall): restart the schedule from here
+            self._next_sample_ts = ts + period
+
+    @property
+    def _idle_period(self) -> float:
+        """Seconds of capture time between idle samples (only read while ``idle_fps`` > 0)."""
+        return 1.0 / self.config.idle_fps
 
     def _wake(self, item: CapturedFrame, seq: int) -> None:
         """A sample showed a hand: back to full rate, replaying the held frames and the sample in order."""
@@ -424,7 +431,7 @@ class Daemon:
         if not idle:
             self.mode = "full"
         elif self.mode == "full" and self.config.idle_fps > 0:
-            self.mode, self._next_sample_ts = "idle", frame.timestamp + 1.0 / self.config.idle_fps
+            self.mode, self._next_sample_ts = "idle", frame.timestamp + self._idle_period
         self.state = "idle" if idle else "running"
         if self.segmenter is not None and self.segments is not None:
             episode = self.segmenter.push(kp, frame.timestamp, hands, frame.captured_at)
