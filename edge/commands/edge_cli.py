@@ -230,7 +230,7 @@ def _engine_latencies(fp32: str, int8: str | None, runs: int, threads: int) -> l
                 timings = window_latencies_ms(model, runs)
                 row.update(p50_ms=round(float(np.percentile(timings, 50)), 3))
                 row.update(p95_ms=round(float(np.percentile(timings, 95)), 3))
-            except ModelError as exc:
+            except (ModelError, ValueError) as exc:  # ValueError: non-finite results while timing
                 row["error"] = str(exc)
             rows.append(row)
     return rows

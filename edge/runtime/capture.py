@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.contract.protocol import CameraState
-from edge.runtime.sources import Frame, SourceError, VideoSource, open_source, redact
+from edge.runtime.sources import Frame, FrameTooLarge, SourceError, VideoSource, open_source, redact
 from edge.util.logs import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,10 @@ class CaptureThread(threading.Thread):
         assert self._source is not None
         try:
             frame = self._source.read()
+        except FrameTooLarge as exc:  # decoded, not converted or kept: memory stays bounded
+            self.bad_frames += 1
+            self._throttled(logging.WARNING, "bad", "%s; frame skipped", exc)
+            return True
         except SourceError as exc:  # SourceLost: reopen with backoff
             log.warning("%s", exc)
             self.state = "lost"

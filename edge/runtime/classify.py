@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge.contract.layout import NUM_COORDS, NUM_LANDMARKS, has_hands
+from edge.contract.layout import has_hands
 from edge.contract.preprocess import preprocess
 from edge.contract.protocol import TopKEntry
 from edge.runtime.decisions import softmax, top_k
@@ -122,8 +122,9 @@ def window_latencies_ms(model: WindowModel, runs: int, *, warmup: int = 2, seed:
     Every landmark present, so preprocessing does its full work; what the daemon spends per window
     besides waiting (``slr-edge check-model`` prints these to compare engines and precisions).
     """
-    rng = np.random.default_rng(seed)
-    raw = rng.uniform(0.2, 0.8, (model.window, NUM_LANDMARKS, NUM_COORDS)).astype(np.float32)
+    from edge.runtime.inference import synthetic_keypoints  # one of the windows every model is probed on
+
+    raw = synthetic_keypoints(model.window, seed)
     ts = np.arange(model.window) / model.fps
     timings = []
     for i in range(warmup + runs):

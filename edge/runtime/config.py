@@ -22,10 +22,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from edge.runtime import settings
-from edge.runtime.inference import DEFAULT_PROVIDERS, resolve_providers
+from edge.runtime.inference import DEFAULT_PROVIDERS, MAX_THREADS, resolve_providers
 from edge.runtime.publisher import is_loopback
 from edge.runtime.settings import ConfigError, setting
-from edge.runtime.sources import STREAM_OPEN_TIMEOUT_S, STREAM_READ_TIMEOUT_S
+from edge.runtime.sources import (
+    MAX_FRAME_PIXELS,
+    MAX_FRAME_PIXELS_LIMIT,
+    STREAM_OPEN_TIMEOUT_S,
+    STREAM_READ_TIMEOUT_S,
+)
 
 __all__ = ["ENV_PREFIX", "LOG_LEVELS", "PUBLISH_MODES", "ConfigError", "DaemonConfig", "load_config"]
 
@@ -82,10 +87,12 @@ class DaemonConfig:
     gap_s: float = setting(
         0.5, "seconds without hands that end a sign segment", gt=0.0, flag="--gap", metavar="S"
     )
+    #: Bounded: the segmenter reserves memory for the longest segment (60 s: ~25 MB at 30 fps).
     max_segment_s: float = setting(
         10.0,
         "longest sign segment; a longer one is cut and classified",
         gt=0.0,
+        le=60.0,
         flag="--max-segment",
         metavar="S",
     )
@@ -94,13 +101,23 @@ class DaemonConfig:
     )
     resample: bool = setting(True, "resample windows to the model's fps when extraction is slower")
     #: ORT intra-op threads; 1 leaves the other core to MediaPipe extraction on a 2-core device.
-    threads: int = setting(1, "ONNX Runtime intra-op threads", ge=1, metavar="N")
+    threads: int = setting(1, "ONNX Runtime intra-op threads", ge=1, le=MAX_THREADS, metavar="N")
     log_level: str = setting(
         "INFO", "logging detail (DEBUG adds tracebacks of unexpected errors)", choices=LOG_LEVELS
     )
     loop: bool = setting(False, "restart a file source at its end")
     status_interval_s: float = setting(
-        1.0, "seconds between status messages", gt=0.0, flag="--status-interval", metavar="S"
+        1.0, "seconds between status messages", gt=0.0, le=3600.0, flag="--status-interval", metavar="S"
+    )
+    #: Decoded frames larger than this are refused (a camera or file of 8192x8192 frames would take
+    #: 200 MB per frame and GBs in the pipeline); checked from the stream's declared size before
+    #: decoding, and on every frame.
+    max_frame_pixels: int = setting(
+        MAX_FRAME_PIXELS,
+        "largest decoded frame in pixels (width x height); bigger ones are refused",
+        ge=1,
+        le=MAX_FRAME_PIXELS_LIMIT,
+        metavar="N",
     )
     #: Binding anything but loopback exposes recognitions to the network: opt in explicitly.
     allow_remote: bool = setting(False, "allow binding a non-loopback endpoint")

@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-from edge.contract.layout import LAYOUT_NAME, NUM_MODEL_ROWS
+from edge.contract.layout import LAYOUT_NAME, NUM_COORDS, NUM_LANDMARKS, NUM_MODEL_ROWS
 from edge.contract.model_contract import (
     DEFAULT_FPS,
     INPUT_FRAME_IDX,
@@ -35,12 +35,18 @@ from edge.contract.model_contract import (
     REQUIRED_METADATA,
     fps_problem,
 )
+from edge.contract.preprocess import preprocess
 from edge.runtime.settings import ConfigError
 from edge.util.files import file_sha256
 from edge.util.logs import error_line
 
 #: Largest window a model may declare (the published models use 32-128): a bigger one is a damaged file.
 MAX_WINDOW = 4096
+#: Most ONNX Runtime intra-op threads any tool asks for (the ``threads`` setting's bound): ORT takes a
+#: C int and would fail on 2**31 with an error about the model, not the setting.
+MAX_THREADS = 256
+#: Output element types a model's logits may have (ORT's names); a string tensor has no probabilities.
+FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)", "tensor(float16)")
 
 
 class ModelError(RuntimeError):
@@ -167,32 +173,65 @@ class EdgeModel:
         return self.predict_batch(frames[None], idx[None])[0]
 
 
+def synthetic_keypoints(frames: int, seed: int = 0) -> np.ndarray:
+    """Raw keypoints ``[frames, 543, 3]`` with every landmark present (uniform in [0.2, 0.8], seeded):
+    what a probe or a timing run feeds the real preprocessing path."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.2, 0.8, (frames, NUM_LANDMARKS, NUM_COORDS)).astype(np.float32)
+
+
 def probe_windows(window: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Test inputs ``(frames [1, window, 92, 3], idx [1, window])``: all zeros, and a fixed pseudo-random
-    window in [-1, 1] (seeded, so every tool probes the same inputs)."""
+    """Test inputs ``(frames [1, window, 92, 3], idx [1, window])`` every model must answer finitely.
+
+    All zeros and a fixed pseudo-random window in [-1, 1] (seeded, so every tool probes the same
+    inputs), then what the preprocessing makes of real clips: short ones padded with ``idx = -1``
+    (1, 5 and window/2 frames: every upload and segment shorter than the window looks like this,
+    and a model can fail on padding alone), one of exactly ``window`` frames (the window
+    :func:`edge.runtime.classify.window_latencies_ms` times) and a longer one, pooled.
+    """
     idx = np.arange(window, dtype=np.float32)[None]
     rng = np.random.default_rng(0)
     noise = rng.uniform(-1.0, 1.0, (1, window, NUM_MODEL_ROWS, 3)).astype(np.float32)
-    return [(np.zeros((1, window, NUM_MODEL_ROWS, 3), np.float32), idx), (noise, idx)]
+    probes = [(np.zeros((1, window, NUM_MODEL_ROWS, 3), np.float32), idx), (noise, idx)]
+    for frames in sorted({1, min(5, window), max(1, window // 2), window, 2 * window}):
+        clip_frames, clip_idx = preprocess(synthetic_keypoints(frames), window)
+        probes.append((clip_frames[None], clip_idx[None]))
+    return probes
 
 
 def check_finite_outputs(
     predict_batch: Callable[[np.ndarray, np.ndarray], np.ndarray], window: int, origin: str | Path
 ) -> None:
-    """Raise :class:`ModelError` unless ``predict_batch`` gives finite logits on :func:`probe_windows`.
+    """Raise :class:`ModelError` unless ``predict_batch`` gives finite logits, and finite probabilities,
+    on every :func:`probe_windows` window.
 
     The one finiteness check of a model's outputs: the daemon's start and ``check-model`` run it
     through :func:`load_model`; export's verification calls it with its own session
     (``lambda f, i: session.run(["logits"], {"frames": f, "frame_idx": i})[0]``). ``origin``
-    names the model in the message.
+    names the model in the message. Finite logits can still overflow the softmax (logits near
+    float32's limit): the probabilities are what gets published, so they are checked too.
     """
-    for frames, idx in probe_windows(window):
+    from edge.runtime.decisions import softmax
+
+    for number, (frames, idx) in enumerate(probe_windows(window)):
         logits = np.asarray(predict_batch(frames, idx))
+        if not np.issubdtype(logits.dtype, np.floating):
+            raise ModelError(f"model {origin} outputs {logits.dtype} logits, expected floating point numbers")
+        padded = bool((idx < 0).any())
+        what = "a padded test window (a clip shorter than the window)" if padded else "a test window"
         if not np.isfinite(logits).all():
             bad = int((~np.isfinite(logits)).sum())
             raise ModelError(
                 f"model {origin} outputs non-finite values (NaN or infinity; {bad} of {logits.size} logits) "
-                "on a test window: its weights are damaged or it was exported from a diverged checkpoint"
+                f"on {what} (probe {number}): it could never publish a result; its weights are damaged "
+                "or it was exported from a diverged checkpoint"
+            )
+        with np.errstate(all="ignore"):
+            probs = softmax(logits)
+        if not np.isfinite(probs).all():
+            raise ModelError(
+                f"model {origin} outputs logits too large for probabilities (softmax overflows) on {what} "
+                f"(probe {number}): it could never publish a result"
             )
 
 
@@ -213,8 +252,16 @@ def _parse_metadata(path: Path, meta: dict[str, str]) -> tuple[tuple[str, ...], 
         labels = json.loads(meta[META_LABELS])
     except ValueError:
         raise ModelError(f"model {path}: {META_LABELS} is not valid JSON") from None
+    except RecursionError:  # json recurses per level: [[[[... 100,000 deep
+        raise ModelError(f"model {path}: {META_LABELS} is nested too deep to be a list of strings") from None
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
         raise ModelError(f"model {path}: {META_LABELS} must be a non-empty JSON list of strings")
+    for number, label in enumerate(labels):
+        if not _valid_utf8(label):
+            raise ModelError(
+                f"model {path}: label {number} of {META_LABELS} is not valid UTF-8 text (a lone surrogate "
+                "escape): it can be neither published nor printed"
+            )
     try:
         window = int(meta[META_WINDOW])
         fps = float(meta.get(META_FPS) or DEFAULT_FPS)
@@ -235,6 +282,21 @@ def _parse_metadata(path: Path, meta: dict[str, str]) -> tuple[tuple[str, ...], 
     return tuple(labels), window, fps, meta[META_LAYOUT]
 
 
+def _valid_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (JSON's ``"\\ud800"`` escapes decode to lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_threads(threads: int) -> None:
+    """Refuse a thread count ONNX Runtime cannot take (:class:`ConfigError`, blaming the setting)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ConfigError(f"threads must be in [1, {MAX_THREADS}], got {threads!r}")
+
+
 def create_session(
     path: str | Path, threads: int = 1, providers: Sequence[str] = DEFAULT_PROVIDERS
 ) -> ort.InferenceSession:
@@ -249,6 +311,7 @@ def create_session(
     """
     import onnxruntime as ort  # deferred: `slr-edge --help` should not pay for it
 
+    check_threads(threads)
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.intra_op_num_threads = threads
@@ -265,6 +328,7 @@ def load_model(path: str | Path, threads: int = 1, providers: Sequence[str] = DE
     ``providers`` must already be valid names (:func:`resolve_providers`; the daemon's config does it).
     """
     path = Path(path)
+    check_threads(threads)  # before any file work: a bad setting must not look like a bad model
     if not path.exists():
         raise ModelError(f"model file {path} does not exist")
     if not path.is_file():
@@ -281,11 +345,15 @@ def load_model(path: str | Path, threads: int = 1, providers: Sequence[str] = DE
             f"model file {path} is not a usable ONNX model (truncated or corrupt?): {error_line(exc)}"
         ) from None
 
-    meta = dict(session.get_modelmeta().custom_metadata_map)
+    try:
+        meta = dict(session.get_modelmeta().custom_metadata_map)
+    except UnicodeDecodeError:  # pybind11 decodes each value as UTF-8
+        raise ModelError(f"model {path}: its metadata is not valid UTF-8 text") from None
     labels, window, fps, layout = _parse_metadata(path, meta)
 
     inputs = {i.name: i.shape for i in session.get_inputs()}
     outputs = {o.name: o.shape for o in session.get_outputs()}
+    output_types = {o.name: o.type for o in session.get_outputs()}
     if set(inputs) != {INPUT_FRAMES, INPUT_FRAME_IDX}:
         raise ModelError(
             f"model {path} has inputs {sorted(inputs)}, expected {[INPUT_FRAMES, INPUT_FRAME_IDX]}"
@@ -302,6 +370,10 @@ def load_model(path: str | Path, threads: int = 1, providers: Sequence[str] = DE
         )
     if OUTPUT_LOGITS not in outputs:
         raise ModelError(f"model {path} has outputs {sorted(outputs)}, expected {OUTPUT_LOGITS!r}")
+    if output_types[OUTPUT_LOGITS] not in FLOAT_OUTPUTS:
+        raise ModelError(
+            f"model {path}: output {OUTPUT_LOGITS} is {output_types[OUTPUT_LOGITS]}, expected tensor(float)"
+        )
 
     info = EdgeModelInfo(
         name=path.stem,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from edge.util.files import read_regular_file
+from edge.util.logs import error_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -167,7 +168,33 @@ def coerce(item: Declared, value: Any, origin: str) -> Any:
     elif kind is str and isinstance(value, (str, int)) and not isinstance(value, bool):
         return str(value)
     kind_name = "list of strings" if kind is tuple else kind.__name__
-    raise ConfigError(f"{origin}: {item.name} must be {kind_name}, got {value!r}")
+    raise ConfigError(f"{origin}: {item.name} must be {kind_name}, got {shown_value(value)}")
+
+
+#: Longest value text an error message repeats (a config line can be megabytes long).
+SHOWN_CHARS = 80
+
+
+def shown_value(value: Any) -> str:
+    """How an error message shows a value it refuses: never raw, never a secret, never long.
+
+    A string is shown through :func:`edge.runtime.sources.redact` (a camera URL's password or
+    ``?token=`` is masked) and cut to :data:`SHOWN_CHARS`; a TOML array or inline table is named,
+    not repeated (its items may be credentials, and it may be nested 50,000 deep); a huge integer
+    by its number of digits.
+    """
+    from edge.runtime.sources import redact  # deferred: it imports OpenCV
+
+    if isinstance(value, str):
+        text = redact(value)
+        return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…")
+    if isinstance(value, (list, tuple)):
+        return f"an array of {len(value)} items"
+    if isinstance(value, dict):
+        return f"a table of {len(value)} keys"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return repr(value)
 
 
 def _bounds_text(spec: Spec) -> str:
@@ -200,16 +227,18 @@ def check(instance: T) -> T:
             continue
         if item.kind is float and not math.isfinite(value):
             raise ConfigError(f"{item.name} must be a finite number, got {value}")
+        if isinstance(value, str) and "\x00" in value:  # no path, URL or name holds one; C APIs cut at it
+            raise ConfigError(f"{item.name} must not contain a NUL character, got {shown_value(value)}")
         if spec.choices is not None:
             match = _choice(spec.choices, value)
             if match is None:
                 listed = ", ".join(map(str, spec.choices[:-1])) + f" or {spec.choices[-1]}"
-                raise ConfigError(f"{item.name} must be one of {listed}, got {value!r}")
+                raise ConfigError(f"{item.name} must be one of {listed}, got {shown_value(value)}")
             if match != value:
                 changes[item.name] = match
         too_low = (spec.ge is not None and value < spec.ge) or (spec.gt is not None and value <= spec.gt)
         if too_low or (spec.le is not None and value > spec.le):
-            raise ConfigError(f"{item.name} must be {_bounds_text(spec)}, got {value}")
+            raise ConfigError(f"{item.name} must be {_bounds_text(spec)}, got {shown_value(value)}")
     return replace(instance, **changes) if changes else instance
 
 
@@ -237,12 +266,19 @@ def read_toml(cls: type, path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except RecursionError:  # tomllib recurses per nesting level: `[[[[...` 50,000 deep
+        raise ConfigError(f"config file {path}: values nested too deep") from None
+    except ValueError as exc:  # tomllib lets int()'s own errors through: an integer of 5000 digits
+        reason = error_line(exc).split(";")[0]  # not int()'s advice to call sys.set_int_max_str_digits
+        raise ConfigError(f"config file {path}: unusable value ({reason})") from None
     known = declared(cls)
     values: dict[str, Any] = {}
     for raw_key, value in data.items():
         key = raw_key.replace("-", "_")
         if key not in known:
-            raise ConfigError(f"config file {path}: unknown key {raw_key!r} (known: {', '.join(known)})")
+            raise ConfigError(
+                f"config file {path}: unknown key {shown_value(raw_key)} (known: {', '.join(known)})"
+            )
         values[key] = coerce(known[key], value, f"config file {path}")
     return values
 

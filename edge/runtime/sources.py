@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
+from urllib.parse import unquote
 
 import cv2
 import numpy as np
@@ -45,6 +46,13 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 #: probe) and the wait for the next frame. FFmpeg's own defaults are 30 s or unbounded.
 STREAM_OPEN_TIMEOUT_S = 5.0
 STREAM_READ_TIMEOUT_S = 5.0
+
+#: Largest decoded frame (width x height) any tool accepts by default: 4096x2160 (DCI 4K). A frame
+#: costs 3 bytes per pixel in BGR, again in RGB, and more inside MediaPipe, so an 8192x8192 stream
+#: (a 200 KB file can hold one: a "decompression bomb") would take GBs. The daemon's setting
+#: ``max_frame_pixels`` (edge/runtime/config.py) defaults to this; it may not exceed the limit below.
+MAX_FRAME_PIXELS = 4096 * 2160
+MAX_FRAME_PIXELS_LIMIT = 7680 * 4320  # 8K UHD
 
 #: A file may end this share of its declared frame count early before it counts as truncated
 #: (frame counts of variable-rate containers are estimates from duration x rate).
@@ -79,21 +87,93 @@ class SourceLost(SourceError):
     """A live source (camera, stream) stopped delivering frames after it was opened."""
 
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]*@")
-_SECRET_QUERY = re.compile(
-    r"(?i)([?&;](?:user|username|pass|passwd|password|pwd|token|key|auth|secret)=)[^&;#\s]*"
-)
+class FrameTooLarge(SourceError):
+    """A source declares, or delivers, frames of more than ``max_frame_pixels`` pixels."""
+
+    def __init__(self, name: str, width: int, height: int, limit: int) -> None:
+        self.width, self.height, self.limit = width, height, limit
+        super().__init__(
+            f"{name}: frames of {width}x{height} ({width * height:,} pixels) exceed the limit of "
+            f"{limit:,} pixels (max_frame_pixels)"
+        )
+
+    @property
+    def reason(self) -> str:
+        """The message without the source's name (for a web upload, whose path means nothing)."""
+        return str(self).split(": ", 1)[1]
+
+
+#: Query (and fragment) parameters whose value is a secret, compared after lower-casing and dropping
+#: ``-``/``_``/``.``; a name that merely ends with one of :data:`_SECRET_SUFFIXES` counts too
+#: (``X-Amz-Signature``, ``client_secret``, ``sessionToken``).
+_SECRET_NAMES = frozenset(
+    {"user", "username", "pass", "passwd", "password", "pwd", "token", "key", "auth", "secret",
+     "signature", "sig", "credential", "credentials", "session", "sessionid", "sid", "jwt", "code",
+     "authorization", "bearer", "apikey", "accesstoken", "accesskey"}
+)  # fmt: skip
+_SECRET_SUFFIXES = ("token", "key", "secret", "password", "passwd", "pwd", "signature", "auth", "credential")
+#: ``scheme://`` as RFC 3986 spells a scheme; where a URL starts inside a longer text.
+_SCHEME = re.compile(r"(?i)(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://")
+MASK = "***"
+
+
+def _secret_name(name: str) -> bool:
+    key = re.sub(r"[-_.\s]", "", unquote(name)).lower()
+    return key in _SECRET_NAMES or key.endswith(_SECRET_SUFFIXES)
+
+
+def _mask_params(params: str) -> str:
+    """``a=1&token=x;b`` with the values of secret names replaced by :data:`MASK`."""
+    parts = re.split(r"([&;])", params)
+    for i in range(0, len(parts), 2):
+        name, sep, _value = parts[i].partition("=")
+        if sep and _secret_name(name):
+            parts[i] = f"{name}={MASK}"
+    return "".join(parts)
+
+
+def _redact_url(url: str) -> str:
+    """One URL (``scheme://`` at its start) with its userinfo and secret parameters masked.
+
+    The userinfo ends at the LAST ``@``: a password may hold ``@``, ``/``, ``#`` or ``?``
+    unescaped (people type them so, and FFmpeg's own split is not ours to rely on), and a host
+    never holds ``@``, so everything before the last one is masked. That hides the host too in the
+    rare URL whose path or query has an ``@``: showing too little is the safe side. What follows
+    is split as RFC 3986 does (query after the first ``?``, fragment after the first ``#``) and
+    the values of secret parameters in both (``?token=``, ``#access_token=``) are masked.
+    """
+    scheme, _, rest = url.partition("://")
+    if "@" in rest:
+        rest = MASK + "@" + rest.rsplit("@", 1)[1]
+    rest, hash_, fragment = rest.partition("#")
+    rest, mark, query = rest.partition("?")
+    return f"{scheme}://{rest}{mark}{_mask_params(query)}{hash_}{_mask_params(fragment)}"
 
 
 def redact(text: str | int | os.PathLike[str]) -> str:
-    """``text`` with the credentials of any URL in it replaced by ``***``; how a source is shown.
+    """``text`` with the credentials of every URL in it replaced by ``***``; how a source is shown.
 
-    ``rtsp://admin:pw@cam/stream`` → ``rtsp://***@cam/stream``; query parameters that carry a
-    secret (``?user=…&password=…``, ``token=``) are masked too. Works on whole messages as well as
-    on a bare source, so status messages, logs, errors and ``slr-predict``'s output all use it.
+    ``rtsp://admin:p@ss/w#rd@cam/stream`` → ``rtsp://***@cam/stream``; query and fragment
+    parameters that carry a secret (``?user=…&password=…``, ``api_key=``, ``access_token=``,
+    ``X-Amz-Signature=``, case-insensitive) are masked too. The one function that decides what
+    of a source may be shown: ``status.source``, logs, every error message and ``slr-predict``'s
+    output use it, on a bare source as well as on a whole message. A text that starts with a URL
+    is one URL (a password may hold spaces); inside a message a URL ends at the next white space.
     """
-    shown = _USERINFO.sub(r"\1***@", os.fspath(text) if isinstance(text, os.PathLike) else str(text))
-    return _SECRET_QUERY.sub(r"\1***", shown)
+    shown = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
+    body = shown.lstrip()
+    if _SCHEME.match(body):
+        return shown[: len(shown) - len(body)] + _redact_url(body)
+    out, pos = [], 0
+    for match in _SCHEME.finditer(shown):
+        if match.start() < pos:  # a URL inside one already masked (?next=http://...)
+            continue
+        space = re.compile(r"\s").search(shown, match.start())
+        end = len(shown) if space is None else space.start()
+        out += [shown[pos : match.start()], _redact_url(shown[match.start() : end])]
+        pos = end
+    out.append(shown[pos:])
+    return "".join(out)
 
 
 def camera_path(device: str | int) -> str:
@@ -153,9 +233,11 @@ class VideoSource:
         is_live: bool,
         loop: bool = False,
         warn_truncated: bool = True,
+        max_frame_pixels: int = MAX_FRAME_PIXELS,
     ) -> None:
         self._cap = capture
         self.name = redact(name)  # shown in logs and errors: never with a camera password
+        self.max_frame_pixels = max_frame_pixels
         self.is_live = is_live
         self._loop = loop and not is_live
         count = 0.0 if is_live else float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
@@ -172,9 +254,20 @@ class VideoSource:
         self._last_ts = -np.inf
         self._bgr: np.ndarray | None = None  # decode buffer reused between frames
         self._closed = False
+        # The size the container or stream declares, before anything is decoded at that size.
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if width > 0 and height > 0 and width * height > max_frame_pixels:
+            self.close()
+            what = f"{'camera' if is_live else 'video'} {self.name!r}"
+            raise FrameTooLarge(what, width, height, max_frame_pixels)
         # Decode the first frame now: a file that opens but can't be decoded (corrupt streams,
         # truncated data) must fail at open time with a clear message, not look like an empty video.
-        first = self._grab()
+        try:
+            first = self._grab()
+        except FrameTooLarge:
+            self.close()
+            raise
         self._pending: Frame | None = None
         if first is None:
             self.close()
@@ -185,7 +278,8 @@ class VideoSource:
     # -- public API -------------------------------------------------------------------------
 
     def read(self) -> Frame | None:
-        """The next frame; ``None`` at the end of a file. Raises :class:`SourceLost` for live sources."""
+        """The next frame; ``None`` at the end of a file. Raises :class:`SourceLost` for live sources,
+        and :class:`FrameTooLarge` for a frame over ``max_frame_pixels`` (the next read goes on)."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
             return pending
@@ -238,6 +332,12 @@ class VideoSource:
         ok, bgr = self._cap.read(self._bgr)
         if not ok or bgr is None or bgr.size == 0:
             return None
+        height, width = bgr.shape[:2]
+        if width * height > self.max_frame_pixels:  # a stream that grew after it was opened
+            self._bgr = None  # don't keep the oversized buffer
+            self._index += 1
+            what = f"frame {self._index - 1} of {self.name!r}"
+            raise FrameTooLarge(what, width, height, self.max_frame_pixels)
         self._bgr = bgr
         grabbed_at = time.time()
         # A fresh array per frame: consumers may keep frames (buffers, windows), so the RGB
@@ -316,6 +416,7 @@ def open_source(
     open_timeout_s: float = STREAM_OPEN_TIMEOUT_S,
     read_timeout_s: float = STREAM_READ_TIMEOUT_S,
     warn_truncated: bool = True,
+    max_frame_pixels: int = MAX_FRAME_PIXELS,
 ) -> VideoSource:
     """Open a video file, a camera (``/dev/videoN``, ``N`` or ``"N"``) or an RTSP/HTTP(S) URL.
 
@@ -323,7 +424,9 @@ def open_source(
     declared frame count is logged as a warning unless ``warn_truncated`` is off (callers that
     report :meth:`VideoSource.truncation` themselves). ``open_timeout_s`` and
     ``read_timeout_s`` bound a network stream's connection and each wait for a frame (a stream
-    silent for longer counts as lost). Raises :class:`SourceError` with a one-line message (the
+    silent for longer counts as lost). Frames of more than ``max_frame_pixels`` pixels are refused
+    (:class:`FrameTooLarge`): at open time from the size the container or stream declares, before
+    a frame is decoded, and on every frame. Raises :class:`SourceError` with a one-line message (the
     source shown through :func:`redact`) when the source can't be opened or its first frame can't
     be decoded.
     """
@@ -333,10 +436,10 @@ def open_source(
         spec = os.fspath(spec)
     kind = source_kind(spec)
     if kind == "file":
-        return _open_file(str(spec), loop, warn_truncated)
+        return _open_file(str(spec), loop, warn_truncated, max_frame_pixels)
     text = str(spec).strip()
     if kind == "camera":
-        return _open_camera(int(text) if text.isdigit() else text)
+        return _open_camera(int(text) if text.isdigit() else text, max_frame_pixels)
     timeouts = [
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
         max(1, round(open_timeout_s * 1000)),
@@ -349,10 +452,10 @@ def open_source(
             f"cannot open stream {redact(text)!r}: unreachable, not answering within "
             f"{open_timeout_s:g} s, or not a video stream"
         )
-    return VideoSource(cap, text, is_live=True)
+    return VideoSource(cap, text, is_live=True, max_frame_pixels=max_frame_pixels)
 
 
-def _open_camera(device: str | int) -> VideoSource:
+def _open_camera(device: str | int, max_frame_pixels: int) -> VideoSource:
     path = camera_path(device)
     check_source_path(path)
     if not os.access(path, os.R_OK | os.W_OK):
@@ -360,15 +463,20 @@ def _open_camera(device: str | int) -> VideoSource:
     cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
     if not cap.isOpened():
         raise SourceError(f"cannot open camera {str(device)!r}: {path} is busy or not a capture device")
-    return VideoSource(cap, str(device), is_live=True)
+    return VideoSource(cap, str(device), is_live=True, max_frame_pixels=max_frame_pixels)
 
 
-def _open_file(spec: str, loop: bool, warn_truncated: bool = True) -> VideoSource:
+def _open_file(spec: str, loop: bool, warn_truncated: bool, max_frame_pixels: int) -> VideoSource:
     path = Path(spec)
     check_source_path(path)
+    shown = redact(spec)
     if not os.access(path, os.R_OK):
-        raise SourceError(f"cannot open video {spec!r}: permission denied")
+        raise SourceError(f"cannot open video {shown!r}: permission denied")
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
-        raise SourceError(f"cannot open video {spec!r}: not a readable video (corrupt or unsupported format)")
-    return VideoSource(cap, spec, is_live=False, loop=loop, warn_truncated=warn_truncated)
+        raise SourceError(
+            f"cannot open video {shown!r}: not a readable video (corrupt or unsupported format)"
+        )
+    return VideoSource(
+        cap, spec, is_live=False, loop=loop, warn_truncated=warn_truncated, max_frame_pixels=max_frame_pixels
+    )

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.nice(NICENESS)
     from edge.runtime.holistic import ExtractorError
     from edge.runtime.inference import ModelError
-    from edge.runtime.sources import SourceError
+    from edge.runtime.sources import FrameTooLarge, SourceError
 
     try:
         if args.describe:
@@ -99,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         total = _frame_count(args.video)
         _emit({"progress": 0, "total": total})
         result = classify_upload(args.video, args.model, lambda n: _emit({"progress": n, "total": total}))
+    except FrameTooLarge as exc:  # a decompression bomb: refused before its frames are decoded
+        _emit({"error": f"the video's {exc.reason}"})
+        return 2
     except SourceError:
         _emit({"error": "the file is not a video that can be decoded (MP4, AVI, MOV, MKV or WebM)"})
         return 2
