@@ -2,28 +2,45 @@
 # Create or refresh the project's virtualenv (.venv) with everything the tools and tests need.
 # Sourced by scripts/demo.sh and scripts/test.sh. Idempotent: a stamp of pyproject.toml's hash
 # skips the install when nothing changed.
-set -euo pipefail
+#
+# No `set -e` here: this file is sourced, and shell options would leak into the caller (demo.sh's
+# Ctrl-C trap and test.sh's exit-code handling must not die on the first failing command). Each
+# step checks its own result instead; the caller does `source bootstrap.sh || exit 1`.
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${SLOVO_VENV:-$ROOT/.venv}"
-PYTHON="${PYTHON:-python3}"
-EXTRAS="${SLOVO_EXTRAS:-edge,web,train,dev}"
+_slovo_bootstrap() {
+  local root venv python extras stamp want
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" || return 1
+  venv="${SLOVO_VENV:-$root/.venv}"
+  python="${PYTHON:-python3}"
+  extras="${SLOVO_EXTRAS:-edge,web,train,dev}"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "==> creating virtualenv $VENV"
-  "$PYTHON" -m venv "$VENV"
-fi
+  if [ ! -x "$venv/bin/python" ]; then
+    echo "==> creating virtualenv $venv"
+    "$python" -m venv "$venv" || return 1
+  fi
 
-stamp="$VENV/.slovo-edge-stamp"
-want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1) $EXTRAS"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "==> installing slovo-edge[$EXTRAS] into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  case ",$EXTRAS," in
-    # The pinned CPU build first: an unpinned torch would pull a multi-GB CUDA build.
-    *,train,*) "$VENV/bin/python" -m pip install --quiet "torch==2.13.0" ;;
-  esac
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$EXTRAS]"
-  echo "$want" > "$stamp"
-fi
-export PATH="$VENV/bin:$PATH"
+  stamp="$venv/.slovo-edge-stamp"
+  want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1) $extras"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "==> installing slovo-edge[$extras] into $venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip || return 1
+    case ",$extras," in
+      *,train,*)
+        # The pinned CPU build first, from PyTorch's CPU wheel index: the default index's torch is
+        # the multi-GB CUDA build. Where that index can't be reached (offline mirrors, a proxy that
+        # serves only PyPI) the default index is the fall-back (a mirror's torch may be CPU-only).
+        "$venv/bin/python" -m pip install --quiet --timeout 15 --retries 0 \
+            --index-url "${SLOVO_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" "torch==2.13.0" 2>/dev/null \
+          || { echo "==> PyTorch's CPU index unreachable; torch from the default index";
+               "$venv/bin/python" -m pip install --quiet "torch==2.13.0"; } \
+          || return 1
+        ;;
+    esac
+    "$venv/bin/python" -m pip install --quiet -e "$root[$extras]" || return 1
+    echo "$want" > "$stamp" || return 1
+  fi
+  export PATH="$venv/bin:$PATH"
+}
+
+_slovo_bootstrap || { unset -f _slovo_bootstrap; return 1 2>/dev/null || exit 1; }
+unset -f _slovo_bootstrap

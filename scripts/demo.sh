@@ -39,15 +39,32 @@ if [ ! -f "$MODEL" ]; then
 fi
 
 ENDPOINT="${SLR_EDGE_ENDPOINT:-tcp://127.0.0.1:5556}"
-echo "==> daemon: $SOURCE -> $ENDPOINT (model $MODEL)"
+# A camera URL's password is shown the way every tool shows it (edge.runtime.sources.redact).
+SHOWN="$(python -c 'import sys; from edge.runtime.sources import redact; print(redact(sys.argv[1]))' "$SOURCE" 2>/dev/null)" \
+  || SHOWN="(source)"
+echo "==> daemon: $SHOWN -> $ENDPOINT (model $MODEL)"
+
+listener=""
+daemon=""
+# Stop whichever of the two still runs; either may be gone already (the daemon failed at start,
+# the listener ended), which is not an error. Never leaves the listener behind to be reparented
+# to PID 1 and print another daemon's messages.
+stop_all() {
+  [ -n "$daemon" ] && kill -TERM "$daemon" 2>/dev/null
+  [ -n "$daemon" ] && wait "$daemon" 2>/dev/null
+  [ -n "$listener" ] && kill -TERM "$listener" 2>/dev/null
+  [ -n "$listener" ] && wait "$listener" 2>/dev/null
+  return 0
+}
+trap 'trap - INT TERM; stop_all; exit 130' INT TERM
+
 slr-listen --endpoint "$ENDPOINT" &
 listener=$!
 slr-edge run --source "$SOURCE" --model "$MODEL" --endpoint "$ENDPOINT" "$@" &
 daemon=$!
-trap 'kill -TERM "$daemon" 2>/dev/null; wait "$daemon"; kill -TERM "$listener" 2>/dev/null; wait "$listener"; exit 130' INT TERM
-wait "$daemon"
+wait "$daemon"  # a trapped signal ends this wait at once and runs the trap (exit 130)
 rc=$?
-sleep 0.5  # let the listener print the last messages
-kill -TERM "$listener" 2>/dev/null
-wait "$listener" 2>/dev/null
+daemon=""
+[ "$rc" -eq 0 ] && sleep 0.5  # let the listener print the last messages
+stop_all
 exit "$rc"
