@@ -336,7 +336,7 @@ def _main(argv: list[str] | None) -> int:
         subscriber.close()
         log.removeHandler(handler)
         if (summary := drops.summary()) is not None:
-            err.print(summary, markup=False)
+            err.print(summary, markup=False, soft_wrap=True)
 
 
 def _log_to_stderr() -> logging.Handler:
