@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import zmq
 import zmq.auth
+from helpers_wire import Looper, RoguePublisher, frames_of, sign_message
 from rich.console import Console
 from test_protocol import make_segment
 
@@ -134,7 +135,7 @@ def test_json_mode_filters_topics_and_keeps_seq(publisher: Publisher) -> None:
     assert seqs == list(range(seqs[0], seqs[0] + 5))
 
 
-def test_json_lines_are_flushed_live_and_ctrl_c_exits_cleanly(publisher: Publisher) -> None:
+def test_json_lines_are_flushed_live_and_ctrl_c_exits_130(publisher: Publisher) -> None:
     with Feeder(publisher):
         proc = subprocess.Popen(
             [*LISTEN, "--endpoint", publisher.endpoint, "--json"],
@@ -151,11 +152,11 @@ def test_json_lines_are_flushed_live_and_ctrl_c_exits_cleanly(publisher: Publish
                 proc.kill()
                 proc.wait()
     assert first["topic"] in TOPICS
-    assert proc.returncode == 0
+    assert proc.returncode == 130  # README: 130 interrupted
     assert b"Traceback" not in stderr
 
 
-def test_sigterm_exits_cleanly(publisher: Publisher) -> None:
+def test_sigterm_exits_130(publisher: Publisher) -> None:
     with Feeder(publisher):
         proc = subprocess.Popen(
             [*LISTEN, "--endpoint", publisher.endpoint, "--json"],
@@ -170,7 +171,7 @@ def test_sigterm_exits_cleanly(publisher: Publisher) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert proc.returncode == 0
+    assert proc.returncode == 130  # SIGTERM is treated as Ctrl-C
     assert b"Traceback" not in stderr
 
 
@@ -343,3 +344,78 @@ def test_reader_going_away_ends_quietly(publisher: Publisher) -> None:
         _, err = proc.communicate(timeout=PROCESS_LIMIT_S)
     assert proc.returncode == 0
     assert err == b""
+
+
+# -- invalid and hostile messages ---------------------------------------------------------------
+
+#: Each made slr-listen exit 1 (an exception escaped) before it validated at the boundary.
+DEEP = 100_000
+HOSTILE = [
+    frames_of("sign", {**sign_message("x"), "v": []}),
+    frames_of("sign", {**sign_message("x"), "v": {}}),
+    [b"sign", ('{"v": 1, "label": ' + "[" * DEEP + "]" * DEEP + "}").encode()],
+    frames_of(
+        "prediction", {**envelope("prediction", PREDICTION.to_payload(), seq=1, ts=0.0), "inference_ms": "x"}
+    ),
+    [b"sign", b'{"v": 1, "seq": ' + b"9" * 400 + b"}"],
+    [b"sign", b"\xff\xfe"],
+    [b"sign"],
+]
+#: A valid label that tries to retitle the window, clear the screen, start a C1 CSI and reverse text.
+NASTY = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202eabc\u2066\u2028\x7fконец"
+UNSAFE = ("\x1b", "\x07", "\x9b", "\u202e", "\u2066", "\u2028", "\x7f")
+
+
+def test_invalid_messages_are_dropped_counted_and_summed_up() -> None:
+    with RoguePublisher() as rogue, Looper(rogue, [*HOSTILE, frames_of("sign", sign_message("годится"))]):
+        result = run_listen("--endpoint", rogue.endpoint, "--json", "--count", "3", "--timeout", "30")
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert [json.loads(line)["label"] for line in result.stdout.decode().splitlines()] == ["годится"] * 3
+    assert "Traceback" not in err
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith("slr-listen: dropped ") and "invalid message(s)" in summary
+    for reason in ("version", "depth", "schema", "json", "utf8", "frames"):
+        assert f"{reason} " in summary, summary
+    # Rate-limited: one warning per reason however many messages came (the loop sends dozens).
+    assert err.count("dropped an invalid message (version)") == 1
+
+
+def test_ctrl_c_after_drops_exits_130_with_the_summary() -> None:
+    with RoguePublisher() as rogue, Looper(rogue, [*HOSTILE, frames_of("sign", sign_message("да"))]):
+        proc = subprocess.Popen(
+            [*LISTEN, "--endpoint", rogue.endpoint, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            assert json.loads(proc.stdout.readline())["label"] == "да"  # type: ignore[union-attr]
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=PROCESS_LIMIT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130
+    assert b"slr-listen: dropped " in stderr and b"Traceback" not in stderr
+
+
+def test_json_mode_escapes_terminal_controls_and_stays_valid_json() -> None:
+    with RoguePublisher() as rogue, Looper(rogue, [frames_of("sign", sign_message(NASTY))]):
+        result = run_listen("--endpoint", rogue.endpoint, "--json", "--count", "1", "--timeout", "30")
+    assert result.returncode == 0, result.stderr.decode()
+    line = result.stdout.decode("utf-8")
+    assert not [ch for ch in UNSAFE if ch in line], line
+    assert "\\u009b" in line and "\\u202e" in line and "конец" in line  # escaped, Cyrillic as is
+    assert json.loads(line)["label"] == NASTY
+
+
+def test_human_mode_escapes_terminal_controls() -> None:
+    status = {**envelope("status", STATUS.to_payload(), seq=1, ts=0.0), "source": NASTY}
+    with (
+        RoguePublisher() as rogue,
+        Looper(rogue, [frames_of("sign", sign_message(NASTY)), frames_of("status", status)]),
+    ):
+        result = run_listen("--endpoint", rogue.endpoint, "--count", "4", "--timeout", "30")
+    assert result.returncode == 0, result.stderr.decode()
+    text = result.stdout.decode("utf-8")
+    assert not [ch for ch in UNSAFE if ch in text], text
+    assert "\\x1b]0;owned\\x07" in text and "\\x9b31m\\u202eabc" in text

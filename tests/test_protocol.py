@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from edge.contract.protocol import (
     ALL_TOPICS,
+    DROP_REASONS,
     ENVELOPE_FIELDS,
+    MAX_MESSAGE_BYTES,
     SCHEMA_VERSION,
     ErrorCounters,
     ModelInfo,
@@ -31,6 +33,7 @@ from edge.contract.protocol import (
     load_schema,
     validate,
 )
+from edge.contract.wire import Dropped, Received, SchemaChecker, check_payload, decode_message
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -323,3 +326,179 @@ def test_protocol_doc_embeds_the_current_schemas() -> None:
     blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, flags=re.S)]
     schemas = [b for b in blocks if "$schema" in b]
     assert schemas == [load_schema(topic) for topic in ALL_TOPICS]
+
+
+# -- the subscribers' boundary: protocol.decode is safe on anything, wire.decode_message validates --
+
+
+def _frames(topic: str, body: str | bytes) -> list[bytes]:
+    return [topic.encode("ascii"), body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body]
+
+
+DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("[" * DEEP + "]" * DEEP, "depth"),
+        ('{"a":' * DEEP + "1" + "}" * DEEP, "depth"),
+        ('{"v": 1, "x": ' + "[" * 40 + "]" * 40 + "}", "depth"),  # parses, but deeper than MAX_DEPTH
+        ('{"v": 1, "seq": NaN}', "json"),
+        ('{"v": 1, "ts": Infinity}', "json"),
+        ('{"v": 1, "ts": -Infinity}', "json"),
+        ('{"v": 1, "ts": 1e400}', "json"),
+        ('{"v": 1, "seq": ' + "1" + "0" * 400 + "}", "json"),
+        ('{"v": 1, "seq": ' + "9" * 5000 + "}", "json"),  # past Python's own int-digits limit
+        ('{"v": 1, "seq": 9007199254740993}', "json"),  # 2**53 + 1
+        ('{"v": 1, "label": "\\ud800"}', "utf8"),
+        ('{"v": 1, "\\udfff": 1}', "utf8"),
+        ('{"v": 1, "label": "\ud800"}', "utf8"),  # raw surrogate bytes: not UTF-8
+        (b'{"v": 1, "label": "\xc0\xaf"}', "utf8"),  # overlong encoding
+        ("", "json"),
+        ("null", "json"),
+        ('"sign"', "json"),
+        (" " * (MAX_MESSAGE_BYTES + 1), "size"),
+    ],
+)
+def test_decode_is_safe_on_anything(body: str | bytes, reason: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode(_frames("sign", body))
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("frames", "reason"),
+    [
+        ([], "frames"),
+        ([b"sign"], "frames"),
+        ([b"sign", b"{}", b""], "frames"),
+        (["sign", "{}"], "frames"),
+        ([b"sign" * 100, b"{}"], "size"),
+        ([b"", b"{}"], "topic"),
+        ([b"\xff", b"{}"], "topic"),
+        ([b"sign", b'{"topic": "status"}'], "topic"),
+    ],
+)
+def test_decode_reasons_for_framing(frames: list[Any], reason: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode(frames)
+    assert caught.value.reason == reason
+
+
+def test_decode_keeps_integers_floats_and_the_limit_values() -> None:
+    body = {"v": 1, "seq": 2**53, "neg": -(2**53), "ts": 1.5e308, "small": 5e-324, "zero": -0.0}
+    assert decode(_frames("sign", json.dumps(body)))[1] == body
+
+
+@pytest.mark.parametrize("topic", ALL_TOPICS)
+def test_decode_message_accepts_what_the_daemon_sends(topic: str) -> None:
+    result = decode_message(encode(topic, full(topic)))
+    assert result == Received(topic, full(topic))
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"inference_ms": "x"}, "schema"),
+        ({"inference_ms": None}, "schema"),
+        ({"seq": -1}, "schema"),
+        ({"seq": 1.0}, "schema"),  # integers are JSON integers
+        ({"resampled": 1}, "schema"),
+        ({"top_k": [{"label": "а", "index": True, "prob": 0.5}]}, "schema"),
+        ({"v": []}, "version"),
+        ({"v": {}}, "version"),
+        ({"v": "1"}, "version"),
+        ({"v": True}, "version"),
+        ({"v": 0}, "version"),
+        ({"v": 2}, "version"),
+    ],
+)
+def test_decode_message_drops_with_a_reason(change: dict[str, Any], reason: str) -> None:
+    result = decode_message(encode("prediction", full("prediction", change)))
+    assert isinstance(result, Dropped) and result.reason == reason, result
+    assert result.reason in DROP_REASONS and "\n" not in result.detail and len(result.detail) <= 200
+
+
+def test_decode_message_never_raises_on_deep_json() -> None:
+    result = decode_message(_frames("status", '{"v":' + "[" * DEEP + "]" * DEEP + "}"))
+    assert result == Dropped("depth", "status message is nested too deeply")
+
+
+def _reason(result: Received | Dropped) -> str:
+    assert isinstance(result, Dropped), result
+    return result.reason
+
+
+def test_other_versions_keep_only_the_envelope_checks() -> None:
+    future = {"v": 2, "seq": 0, "ts": 1.0, "topic": "sign", "shape": "new"}
+    kept = decode_message(_frames("sign", json.dumps(future)), other_versions=True)
+    assert kept == Received("sign", future)
+    assert _reason(decode_message(_frames("sign", json.dumps(future)))) == "version"
+    broken = json.dumps({**future, "seq": "zero"})
+    assert _reason(decode_message(_frames("sign", broken), other_versions=True)) == "schema"
+    no_version = json.dumps({**future, "v": []})
+    assert _reason(decode_message(_frames("sign", no_version), other_versions=True)) == "version"
+
+
+def test_check_payload_is_the_same_check_after_decode() -> None:
+    assert check_payload("sign", full("sign")) == Received("sign", full("sign"))
+    assert _reason(check_payload("sign", full("sign", {"prob": 2.0}))) == "schema"
+    assert _reason(check_payload("gossip", {})) == "topic"
+
+
+def test_schema_checker_refuses_keywords_it_does_not_implement() -> None:
+    with pytest.raises(ValueError, match="not supported"):
+        SchemaChecker({"type": "object", "properties": {"x": {"type": "string", "maxLength": 3}}})
+    with pytest.raises(ValueError, match="local"):
+        SchemaChecker({"$ref": "https://example.org/schema"})
+
+
+#: Values every field of every topic is set to in turn: SchemaChecker must agree with jsonschema.
+PALETTE: list[Any] = [
+    None, True, False, 0, 1, -1, 7, 128, 129, 640, 641, 2**53, 0.5, -0.5, 1.5, "", "x", "ok", "running",
+    "ab" * 32, "AB" * 32, [], [1], [[0.1, 0.2]], [[0.1]], [{"label": "а", "index": 0, "prob": 0.5}],
+    {}, {"name": "m", "sha256": "ab" * 32}, {"extraction": 0, "inference": 0, "frames": 0},
+    {"pose": None, "left_hand": None, "right_hand": None, "lips": None},
+]  # fmt: skip
+
+
+def _variants(topic: str) -> list[dict[str, Any]]:
+    base = full(topic)
+    variants = [base]
+    for name in [*base, "latency_ms", "last_frame_age_s"]:
+        for value in PALETTE:
+            variants.append({**base, name: value})
+        variants.append({k: v for k, v in base.items() if k != name})
+    for name in ("top_k", "model", "errors", "keypoints"):  # one level down
+        if isinstance(base.get(name), (list, dict)):
+            inner = base[name][0] if isinstance(base[name], list) else base[name]
+            for key in inner:
+                for value in PALETTE:
+                    changed = {**inner, key: value}
+                    variants.append({**base, name: [changed] if isinstance(base[name], list) else changed})
+    return variants
+
+
+@pytest.mark.parametrize("topic", ALL_TOPICS)
+def test_schema_checker_agrees_with_jsonschema(topic: str) -> None:
+    validator = jsonschema.Draft202012Validator(load_schema(topic))
+    checker = SchemaChecker(load_schema(topic))
+    disagreements = []
+    variants = _variants(topic)
+    for payload in variants:
+        ours = checker.check(payload) is None
+        theirs = validator.is_valid(payload)
+        if ours != theirs:
+            disagreements.append((ours, theirs, payload))
+    assert len(variants) > 300
+    assert not disagreements, disagreements[:3]
+
+
+def test_schema_checker_pattern_end_is_the_end() -> None:
+    """ECMA-262 ``$`` (the schemas' dialect) does not match before a final newline; Python's does
+    (and so jsonschema, which uses Python's ``re``): a sha256 with a newline is refused here."""
+    status = full("status", {"model": {"name": "m", "sha256": "ab" * 32 + "\n"}})
+    assert SchemaChecker(load_schema("status")).check(status) == (
+        f"model.sha256: {'ab' * 32 + chr(10)!r:.40} does not match ^[0-9a-f]{{64}}$"
+    )

@@ -5,19 +5,27 @@ in a read that never returns, with ``camera`` still ``ok``. So one status messag
 daemon counts as healthy only if its camera is ``ok`` and a frame was extracted within the last
 ``--max-frame-age`` seconds (``last_frame_age_s``). Silence (a frozen or dead daemon) fails too.
 
+Messages are validated like every subscriber's (:func:`edge.contract.wire.check_payload`): an
+invalid one is dropped and the check keeps waiting for a valid status until ``--timeout``; a
+status whose ``last_frame_age_s`` is not a finite number of seconds is unhealthy, never healthy.
+
 Exit status: 0 healthy, 1 unhealthy (one line says why), 2 bad options or key files.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edge.commands.scaffold import add_version, run
 from edge.contract.protocol import TOPIC_STATUS, ProtocolError
+from edge.contract.wire import Dropped, check_payload
 
 PROG = "slr-health"
 
@@ -25,6 +33,8 @@ PROG = "slr-health"
 MAX_FRAME_AGE_S = 20.0
 #: Where the daemon's settings say it publishes (the container sets it); else the default endpoint.
 ENDPOINT_VARIABLE = "SLR_EDGE_ENDPOINT"
+#: Upper bound of --timeout and --max-frame-age (a day: anything longer is a typo).
+MAX_SECONDS = 86_400.0
 
 
 def connect_endpoint(bind_endpoint: str) -> str:
@@ -47,9 +57,27 @@ def verdict(status: Mapping[str, Any], max_frame_age_s: float) -> str | None:
         return (
             "no frame extracted yet" if "last_frame_age_s" in status else "daemon too old to report progress"
         )
+    # NaN compares false with everything: without this, a NaN age would pass "age > limit".
+    if not isinstance(age, (int, float)) or isinstance(age, bool) or not 0 <= age < math.inf:
+        return f"status reports an invalid last_frame_age_s ({age!r:.40})"
+    if not 0 < max_frame_age_s < math.inf:
+        return f"invalid frame age limit {max_frame_age_s!r}"
     if age > max_frame_age_s:
         return f"no frame extracted for {age:.0f} s (limit {max_frame_age_s:g} s)"
     return None
+
+
+def seconds(text: str) -> float:
+    """argparse type: finite seconds above 0 (``nan``, ``inf``, 0 and negatives are usage errors: exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and less than {MAX_SECONDS:g} seconds: {text!r}"
+        )
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,13 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-frame-age",
-        type=float,
+        type=seconds,
         default=MAX_FRAME_AGE_S,
         metavar="S",
         help="unhealthy if no frame was extracted for S seconds (default %(default)g)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=5.0, metavar="S", help="unhealthy if no status within S seconds"
+        "--timeout",
+        type=seconds,
+        default=5.0,
+        metavar="S",
+        help="unhealthy if no valid status within S seconds (default %(default)g)",
     )
     parser.add_argument("--curve-server-key", metavar="FILE", help="publisher's public CURVE key file")
     parser.add_argument("--curve-client-key", metavar="FILE", help="this client's secret CURVE key file")
@@ -104,21 +136,42 @@ def _main(argv: list[str] | None) -> int:
         print(f"slr-health: error: {exc}", file=sys.stderr)
         return 2
     try:
-        message = subscriber.recv(args.timeout)
-    except ProtocolError as exc:
-        print(f"slr-health: unhealthy: malformed status message: {exc}")
-        return 1
+        status, drops = _first_valid_status(subscriber, args.timeout)
     finally:
         subscriber.close()
-    if message is None:
-        print(f"slr-health: unhealthy: no status from {endpoint} within {args.timeout:g} s")
+    if status is None:
+        dropped = ""
+        if drops:
+            parts = ", ".join(f"{reason} {count}" for reason, count in sorted(drops.items()))
+            dropped = f" ({drops.total()} invalid message(s) dropped: {parts})"
+        print(f"slr-health: unhealthy: no valid status from {endpoint} within {args.timeout:g} s{dropped}")
         return 1
-    reason = verdict(message[1], args.max_frame_age)
+    reason = verdict(status, args.max_frame_age)
     if reason is not None:
         print(f"slr-health: unhealthy: {reason}")
         return 1
-    print(f"slr-health: healthy: last frame {message[1]['last_frame_age_s']:.1f} s ago")
+    print(f"slr-health: healthy: last frame {status['last_frame_age_s']:.1f} s ago")
     return 0
+
+
+def _first_valid_status(subscriber: Any, timeout_s: float) -> tuple[dict[str, Any] | None, Counter[str]]:
+    """The first schema-valid status within ``timeout_s``, and the invalid messages dropped meanwhile."""
+    drops: Counter[str] = Counter()
+    deadline = time.monotonic() + timeout_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            message = subscriber.recv(remaining)
+        except ProtocolError as exc:
+            drops[exc.reason] += 1
+            continue
+        if message is None:
+            break
+        checked = check_payload(*message)
+        if isinstance(checked, Dropped):
+            drops[checked.reason] += 1
+            continue
+        return checked.payload, drops
+    return None, drops
 
 
 if __name__ == "__main__":

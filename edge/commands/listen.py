@@ -5,18 +5,23 @@ sliding-window prediction as a top-5 with confidence bars, sign events boxed and
 compact line. ``--json`` prints each message as one JSON line (``topic`` included)
 and flushes it, so ``slr-listen --json | jq`` works live.
 
-Exit status: 0 after ``--count`` messages or on Ctrl-C/SIGTERM, 1 when ``--timeout`` seconds pass
-without a message (so ``--topic status --count 1 --timeout 5`` is a health check), 2 on usage or
-key-file errors.
+Every message is validated at the boundary (:func:`edge.contract.wire.decode_message`): one that
+is malformed, oversized, nested too deep or breaks its schema is dropped, counted, warned about
+(at most once per reason every 10 s) and summed up on exit; it never ends the listener. Text is
+escaped for the terminal in both modes (:mod:`edge.util.terminal`).
+
+Exit status: 0 after ``--count`` messages, 130 on Ctrl-C/SIGTERM, 1 when ``--timeout`` seconds
+pass without a valid message (so ``--topic status --count 1 --timeout 5`` is a health check), 2 on
+usage or key-file errors.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import sys
 import time
-import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -25,9 +30,12 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from edge.commands.scaffold import add_version, interrupt_on_signals, run
+from edge.commands.scaffold import EXIT_INTERRUPTED, add_version, interrupt_on_signals, run
 from edge.contract.protocol import SCHEMA_VERSION, TOPICS, ProtocolError
+from edge.contract.wire import Dropped, check_payload
 from edge.runtime.publisher import DEFAULT_ENDPOINT, KeyFileError, Subscriber
+from edge.util.logs import ThrottledLog
+from edge.util.terminal import json_line, printable
 
 BAR_WIDTH = 24
 #: Seconds without any message before slr-listen says that it is still waiting.
@@ -39,8 +47,14 @@ examples:
   slr-listen --topic sign --json | jq -r .label    # one JSON line per message
   slr-listen --topic status --count 1 --timeout 5  # health check
 
-exit codes: 0 after --count messages or on Ctrl-C, 1 on --timeout, 2 on bad options or key files
+invalid messages (malformed, oversized, wrong types) are dropped, counted and summed up on exit.
+
+exit codes: 0 after --count messages, 1 on --timeout, 2 on bad options or key files,
+            130 on Ctrl-C or SIGTERM
 """
+#: Seconds between two warnings about dropped messages of one kind.
+DROP_WARNING_EVERY_S = 10.0
+log = logging.getLogger("slr-listen")
 
 
 def confidence_style(prob: float) -> str:
@@ -152,29 +166,6 @@ def _capacity(payload: Mapping[str, Any]) -> str:
     return f"/{size}" if isinstance(size, int) and not isinstance(size, bool) else ""
 
 
-def printable(value: Any) -> Any:
-    """``value`` with every control or format character in its strings shown as ``\\xNN``/``\\uNNNN``.
-
-    Labels, source names and model names come from files and the network: an escape sequence in
-    one must appear as text, never reach the terminal (it could clear the screen, retitle the
-    window or hide other lines). Applied to whole payloads, recursively.
-    """
-    if isinstance(value, str):
-        return "".join(_escape_char(ch) for ch in value)
-    if isinstance(value, Mapping):
-        return {printable(key): printable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [printable(item) for item in value]
-    return value
-
-
-def _escape_char(ch: str) -> str:
-    if unicodedata.category(ch) not in ("Cc", "Cf") or ch == "\u200d":  # ZWJ joins emoji: harmless
-        return ch
-    code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
 RENDERERS = {
     "prediction": render_prediction,
     "sign": render_sign,
@@ -189,7 +180,7 @@ def render(console: Console, topic: str, payload: Mapping[str, Any]) -> None:
     try:
         renderable = RENDERERS[topic](payload)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-        renderable = Text(f"{printable(topic)} {json.dumps(payload, ensure_ascii=False)}")
+        renderable = Text(f"{printable(topic)} {json_line(payload)}")
     # Lines (status, fallback) stay one line even in a narrow pipe, so grep sees them whole.
     console.print(renderable, soft_wrap=isinstance(renderable, Text))
 
@@ -227,9 +218,30 @@ def _prepare_stdout(json_mode: bool) -> None:
         sys.stdout.reconfigure(errors="replace")
 
 
-def _listen(args: argparse.Namespace, subscriber: Subscriber, out: TextIO, err: Console) -> int:
+class _Drops:
+    """Invalid messages by reason: warned about at most once per reason every 10 s, summed up at the end."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._warn = ThrottledLog(log, DROP_WARNING_EVERY_S)
+
+    def add(self, dropped: Dropped) -> None:
+        self.counts[dropped.reason] += 1
+        self._warn(logging.WARNING, dropped.reason, "warning: dropped an invalid message (%s): %s",
+                   dropped.reason, printable(dropped.detail))  # fmt: skip
+
+    def summary(self) -> str | None:
+        if not self.counts:
+            return None
+        parts = ", ".join(f"{reason} {count}" for reason, count in sorted(self.counts.items()))
+        return f"slr-listen: dropped {self.counts.total()} invalid message(s) ({parts})"
+
+
+def _listen(
+    args: argparse.Namespace, subscriber: Subscriber, out: TextIO, err: Console, drops: _Drops
+) -> int:
     human = None if args.json else Console(file=out, highlight=False)
-    warned: set[tuple[str, Any]] = set()
+    warned: set[tuple[str, int]] = set()
     received = 0
     started = time.monotonic()
     note_due = started + WAITING_NOTE_AFTER_S
@@ -237,30 +249,38 @@ def _listen(args: argparse.Namespace, subscriber: Subscriber, out: TextIO, err: 
         try:
             message = subscriber.recv(_next_wait(args.timeout, started if received == 0 else None, note_due))
         except ProtocolError as exc:
-            err.print(f"warning: skipped malformed message: {printable(str(exc))}", markup=False)
+            drops.add(Dropped(exc.reason, str(exc)))
             continue
         if message is None and received == 0 and note_due and time.monotonic() >= note_due:
             note_due = 0.0  # said once
             if args.timeout is None or time.monotonic() - started < args.timeout:
                 err.print(
-                    f"slr-listen: no message from {args.endpoint} yet; waiting (is slr-edge running there?)",
+                    f"slr-listen: no message from {printable(args.endpoint)} yet; "
+                    "waiting (is slr-edge running there?)",
                     markup=False,
                 )
                 continue
         if message is None:
-            err.print(f"slr-listen: no message from {args.endpoint} within {args.timeout:g} s", markup=False)
+            err.print(
+                f"slr-listen: no message from {printable(args.endpoint)} within {args.timeout:g} s",
+                markup=False,
+            )
             return 1
-        topic, payload = message
-        version = payload.get("v")
+        checked = check_payload(*message, other_versions=True)
+        if isinstance(checked, Dropped):
+            drops.add(checked)
+            continue
+        topic, payload = checked.topic, checked.payload
+        version = payload["v"]  # a positive int: check_payload made sure
         if version != SCHEMA_VERSION and (topic, version) not in warned:
             warned.add((topic, version))
             err.print(
-                f"warning: {topic} message has schema version {printable(repr(version))}; "
+                f"warning: {topic} message has schema version {version}; "
                 f"this slr-listen knows {SCHEMA_VERSION}; showing it anyway",
                 markup=False,
             )
         if human is None:
-            out.write(json.dumps(payload, ensure_ascii=False) + "\n")
+            out.write(json_line(payload) + "\n")
             out.flush()
         else:
             render(human, topic, payload)
@@ -305,13 +325,28 @@ def _main(argv: list[str] | None) -> int:
     except (KeyFileError, ValueError, zmq.ZMQError) as exc:
         err.print(f"slr-listen: error: {exc}", markup=False)
         return 2
+    handler = _log_to_stderr()
+    drops = _Drops()
     try:
-        with interrupt_on_signals():  # Ctrl-C and SIGTERM end it with 0, even if SIGINT was ignored
-            return _listen(args, subscriber, sys.stdout, err)
+        with interrupt_on_signals():  # Ctrl-C and SIGTERM end it with 130, even if SIGINT was ignored
+            return _listen(args, subscriber, sys.stdout, err, drops)
     except KeyboardInterrupt:
-        return 0
+        return EXIT_INTERRUPTED
     finally:
         subscriber.close()
+        log.removeHandler(handler)
+        if (summary := drops.summary()) is not None:
+            err.print(summary, markup=False, soft_wrap=True)
+
+
+def _log_to_stderr() -> logging.Handler:
+    """Drop warnings go to stderr as plain lines (``slr-listen: warning: ...``), not to the root logger."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("slr-listen: %(message)s"))
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    return handler
 
 
 if __name__ == "__main__":

@@ -141,14 +141,18 @@ def _record_camera(
 def _print_table(result: ClipResult) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{Path(result.source).name} — model {result.model}")
+    from edge.util.terminal import for_terminal
+
+    # Labels and names come from the model's metadata and the file name: escaped, never markup.
+    table = Table(title=Text(for_terminal(f"{Path(result.source).name} — model {result.model}")))
     table.add_column("#", justify="right")
     table.add_column("sign")
     table.add_column("class", justify="right")
     table.add_column("probability", justify="right")
     for rank, entry in enumerate(result.top_k, 1):
-        table.add_row(str(rank), entry.label, str(entry.index), f"{entry.prob:.3f}")
+        table.add_row(str(rank), Text(for_terminal(entry.label)), str(entry.index), f"{entry.prob:.3f}")
     console = Console()
     console.print(table)
     fps = "?" if result.clip_fps is None else f"{result.clip_fps:.1f}"

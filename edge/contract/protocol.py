@@ -14,12 +14,16 @@ drops), ``ts`` (wall-clock unix seconds) and ``topic``; :class:`edge.runtime.pub
 so the daemon builds only the body with :class:`Prediction`, :class:`SignEvent`, :class:`Segment`,
 :class:`Status` or :class:`Preview`.
 
-``jsonschema`` is a dev dependency: :func:`validate` imports it lazily so the daemon never needs it.
+Subscribers check what they receive with :func:`edge.contract.wire.decode_message` (framing,
+size, JSON, version and the schemas, without ``jsonschema``). ``jsonschema`` is a dev dependency:
+:func:`validate` imports it lazily, for tests, so the device never needs it.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -49,8 +53,41 @@ DaemonState = Literal["starting", "running", "idle", "stopping"]
 ExtractionMode = Literal["full", "idle"]
 
 
+#: Why a received message was dropped (bounded: the label set of slr-web's drop counter).
+DropReason = Literal["frames", "size", "topic", "utf8", "json", "depth", "version", "schema"]
+DROP_REASONS: tuple[DropReason, ...] = (
+    "frames",
+    "size",
+    "topic",
+    "utf8",
+    "json",
+    "depth",
+    "version",
+    "schema",
+)
+
+#: Largest JSON frame a subscriber accepts: a preview (the biggest message, a base64 JPEG of at
+#: most 640 x 640 px) is 20-200 kB.
+MAX_MESSAGE_BYTES = 1 << 20
+MAX_TOPIC_BYTES = 64
+#: Deepest nesting accepted (the schemas need 4: preview keypoints); extra fields get some room.
+MAX_DEPTH = 32
+#: Integers beyond this are refused: JavaScript (the dashboard) and many JSON parsers lose
+#: precision there, and a 400-digit ``seq`` would break arithmetic on it.
+MAX_INT = 2**53
+_MAX_INT_DIGITS = 16
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class ProtocolError(ValueError):
-    """A message that cannot be encoded or decoded: wrong topic, framing, JSON or envelope."""
+    """A message that cannot be encoded or decoded: wrong topic, framing, JSON or envelope.
+
+    ``reason`` (one of :data:`DROP_REASONS`) says which check failed, for drop counters.
+    """
+
+    def __init__(self, message: str, reason: DropReason = "json") -> None:
+        super().__init__(message)
+        self.reason: DropReason = reason
 
 
 @dataclass(frozen=True)
@@ -215,7 +252,9 @@ Message = Prediction | SignEvent | Segment | Status | Preview
 def check_topic(topic: str) -> str:
     """Return ``topic`` if it is one of :data:`ALL_TOPICS`, else raise :class:`ProtocolError`."""
     if topic not in ALL_TOPICS:
-        raise ProtocolError(f"unknown topic {topic!r}; expected one of {', '.join(ALL_TOPICS)}")
+        raise ProtocolError(
+            f"unknown topic {topic!r:.60}; expected one of {', '.join(ALL_TOPICS)}", reason="topic"
+        )
     return topic
 
 
@@ -247,22 +286,90 @@ def encode(topic: str, payload: Mapping[str, Any]) -> list[bytes]:
 def decode(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
     """Inverse of :func:`encode`: ``(topic, payload)``; raises :class:`ProtocolError` if malformed.
 
-    Does not check ``v``: callers decide what to do with versions they do not know.
+    Safe on anything a peer can send (see :class:`ProtocolError` ``reason`` for what failed): at
+    most :data:`MAX_MESSAGE_BYTES`, strict UTF-8, no NaN/Infinity tokens, no non-finite floats,
+    integers within :data:`MAX_INT`, nesting within :data:`MAX_DEPTH` (100,000 levels are a
+    ``ProtocolError``, never a ``RecursionError``), no lone surrogates (``"\\ud800"`` escapes).
+    Does not check ``v`` nor the schema: :func:`edge.contract.wire.decode_message` does both, and
+    subscribers use that.
     """
     if len(frames) != 2:
-        raise ProtocolError(f"expected 2 frames (topic, JSON), got {len(frames)}")
-    raw_topic, raw_body = (bytes(frame) for frame in frames)
+        raise ProtocolError(f"expected 2 frames (topic, JSON), got {len(frames)}", reason="frames")
     try:
-        topic = raw_topic.decode("ascii")
-        payload = json.loads(raw_body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"undecodable message: {exc}") from exc
-    check_topic(topic)
+        raw_topic, raw_body = (bytes(frame) for frame in frames)
+    except TypeError as exc:
+        raise ProtocolError(f"frames are not bytes: {exc}", reason="frames") from exc
+    if len(raw_topic) > MAX_TOPIC_BYTES or len(raw_body) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(
+            f"message of {len(raw_topic)} + {len(raw_body)} bytes is over the limit "
+            f"({MAX_TOPIC_BYTES} + {MAX_MESSAGE_BYTES})",
+            reason="size",
+        )
+    topic = raw_topic.decode("ascii", "replace")
+    if topic not in ALL_TOPICS:
+        raise ProtocolError(f"unknown topic {raw_topic[:MAX_TOPIC_BYTES]!r}", reason="topic")
+    try:
+        text = raw_body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"{topic} message is not UTF-8: {exc}", reason="utf8") from exc
+    payload = _parse_json(topic, text)
     if not isinstance(payload, dict):
-        raise ProtocolError(f"{topic} payload is {type(payload).__name__}, expected a JSON object")
+        raise ProtocolError(
+            f"{topic} payload is {type(payload).__name__}, expected a JSON object", reason="json"
+        )
+    _check_tree(topic, payload)
     if payload.get("topic", topic) != topic:
-        raise ProtocolError(f"payload topic {payload.get('topic')!r} does not match frame topic {topic!r}")
+        raise ProtocolError(
+            f"payload topic {payload.get('topic')!r:.60} does not match frame topic {topic!r}", reason="topic"
+        )
     return topic, payload
+
+
+def _parse_int(text: str) -> int:
+    # Checked before int(): 10**400 must not become a number a consumer does arithmetic with.
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS or abs(value := int(text)) > MAX_INT:
+        raise ValueError(f"integer {text[:24]}{'...' if len(text) > 24 else ''} is out of range")
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf
+        raise ValueError(f"number {text[:24]} is not finite")
+    return value
+
+
+def _parse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(topic: str, text: str) -> Any:
+    try:
+        return json.loads(
+            text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
+        )
+    except RecursionError as exc:
+        raise ProtocolError(f"{topic} message is nested too deeply", reason="depth") from exc
+    except ValueError as exc:  # json.JSONDecodeError and the hooks above
+        raise ProtocolError(f"{topic} message is not valid JSON: {str(exc)[:200]}", reason="json") from exc
+
+
+def _check_tree(topic: str, payload: dict[str, Any]) -> None:
+    """Nesting depth and lone surrogates, iteratively (no recursion on what a peer sent)."""
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise ProtocolError(f"{topic} message has a lone surrogate in a string", reason="utf8")
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise ProtocolError(f"{topic} message is nested deeper than {MAX_DEPTH}", reason="depth")
+            items = value.items() if isinstance(value, dict) else ((None, item) for item in value)
+            for key, item in items:
+                if key is not None:
+                    stack.append((key, depth))
+                stack.append((item, depth + 1))
 
 
 @cache

@@ -6,6 +6,12 @@ its own oldest events, never anyone else's, and never blocks the reader). ``prev
 subscribed to only while at least one browser shows the camera view, which is what makes the
 daemon produce preview frames at all (see docs/PROTOCOL.md, "On-demand topics").
 
+Every message is validated at the boundary (:func:`edge.contract.wire.decode_message`: framing,
+size, JSON, version, schema); an invalid one is dropped, counted in
+``slovo_messages_dropped_total{reason}`` and logged at most once per reason every 10 s. Nothing a
+publisher sends can stop the reader: an unexpected error in handling one message is counted
+(``slovo_web_errors_total{kind="bridge"}``) and the next message is read.
+
 ZeroMQ reconnects by itself when the daemon restarts, and re-sends the subscriptions, so a
 daemon that goes away and comes back needs nothing from here; browsers' ``EventSource``
 reconnects by itself too, and gets the latest status, prediction and recent signs at once.
@@ -26,10 +32,17 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from edge.contract.protocol import TOPIC_PREVIEW, TOPICS, ProtocolError, decode
+from edge.contract.protocol import MAX_MESSAGE_BYTES, TOPIC_PREVIEW, TOPICS
+from edge.contract.wire import Dropped, decode_message
+from edge.util.logs import ThrottledLog, error_line
 from edge.web.metrics import WebMetrics
 
 log = logging.getLogger(__name__)
+#: Seconds between two log lines about one kind of dropped message (or reader error).
+DROP_LOG_EVERY_S = 10.0
+#: ZeroMQ closes the connection of a peer that sends a bigger frame, before it is buffered in
+#: memory; frames between MAX_MESSAGE_BYTES and this are received, dropped and counted ("size").
+TRANSPORT_LIMIT_BYTES = 4 * MAX_MESSAGE_BYTES
 
 CLIENT_QUEUE = 64
 PREVIEW_QUEUE = 2
@@ -79,6 +92,7 @@ class DaemonBridge:
     _socket: zmq.asyncio.Socket | None = None
     _task: asyncio.Task[None] | None = None
     _last_seq: dict[str, int] = field(default_factory=dict)
+    _throttled: ThrottledLog = field(default_factory=lambda: ThrottledLog(log, DROP_LOG_EVERY_S))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -87,6 +101,7 @@ class DaemonBridge:
         sock = context.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, 1000)
+        sock.setsockopt(zmq.MAXMSGSIZE, TRANSPORT_LIMIT_BYTES)
         if self.curve_keys is not None:
             sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = self.curve_keys
         for topic in TOPICS:
@@ -191,19 +206,37 @@ class DaemonBridge:
         while True:
             try:
                 frames = await self._socket.recv_multipart()
-                topic, payload = decode(frames)
-            except ProtocolError as exc:
-                self.metrics.errors.labels("protocol").inc()
-                log.warning("malformed message from the daemon: %s", exc)
-                continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never let the reader die: the page would freeze
-                self.metrics.errors.labels("bridge").inc()
-                log.error("reading from the daemon failed: %s", exc)
+                self._reader_error(exc)
                 await asyncio.sleep(0.5)
                 continue
-            self._handle(topic, payload)
+            self.receive(frames)
+
+    def receive(self, frames: list[bytes]) -> None:
+        """Validate one message and pass it on, or drop and count it; never raises."""
+        result = decode_message(frames)
+        if isinstance(result, Dropped):
+            self.metrics.dropped.labels(result.reason).inc()
+            self._throttled(
+                logging.WARNING,
+                result.reason,
+                "dropped an invalid message (%s): %s",
+                result.reason,
+                result.detail,
+            )
+            return
+        try:
+            self._handle(result.topic, result.payload)
+        except Exception as exc:  # a bug here must cost one message, not the dashboard
+            self._reader_error(exc)
+
+    def _reader_error(self, exc: Exception) -> None:
+        self.metrics.errors.labels("bridge").inc()
+        self._throttled(
+            logging.ERROR, "bridge", "handling a message from the daemon failed: %s", error_line(exc)
+        )
 
     def _handle(self, topic: str, payload: dict[str, Any]) -> None:
         self._count_gap(topic, payload)

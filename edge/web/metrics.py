@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from edge.contract.protocol import DROP_REASONS
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -73,6 +75,14 @@ class WebMetrics:
         self.lost = Counter(
             "slovo_messages_lost", "Messages lost on the way (gaps in seq)", ["topic"], registry=self.registry
         )
+        self.dropped = Counter(
+            "slovo_messages_dropped",
+            "Messages from the daemon's endpoint dropped as invalid (edge.contract.wire), by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in DROP_REASONS:  # every reason shows from the start, at 0
+            self.dropped.labels(reason)
         self.errors = Counter("slovo_web_errors", "slr-web errors by kind", ["kind"], registry=self.registry)
         self.uploads = Counter(
             "slovo_web_uploads", "Clip uploads by outcome", ["outcome"], registry=self.registry
