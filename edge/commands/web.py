@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 
-from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_version, run
+from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_version, interrupt_on_signals, run
 
 PROG = "slr-web"
+#: A PEM certificate chain or key is a few KB; anything bigger (or not a file) is not one.
+MAX_PEM_BYTES = 1024 * 1024
 
 EPILOG = """\
 examples:
@@ -23,7 +26,10 @@ examples:
   slr-web --model slovo.onnx --port 9000 --endpoint ipc:///run/slovo-edge/pub.sock
   slr-web --model slovo.onnx --host 0.0.0.0 --allow-remote --token-file /etc/slovo-edge/web.token
 
-exit codes: 0 stopped, 2 bad options, token file, key files or model, 1 unexpected error
+exit codes: 0 stopped (SIGTERM or Ctrl-C), 1 cannot serve (the port is taken, the server failed)
+  or an unexpected error, 2 bad options, endpoint, token file, TLS or key files, or model
+token file: one line of printable UTF-8 (any script; spaces inside are kept), at least 16
+  characters, readable only by its owner; at most 4 KB, a regular file
 """
 
 
@@ -46,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token-file", metavar="FILE", help="secret every request must present")
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="upload size limit (default 50)")
     parser.add_argument("--upload-timeout", type=float, default=600.0, help="seconds per clip (default 600)")
+    parser.add_argument(
+        "--upload-min-rate",
+        type=float,
+        default=32.0,
+        metavar="KB_PER_S",
+        help="slowest average upload rate accepted after 10 s (default 32): a stalled upload is cut off",
+    )
     parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS (browsers record only over HTTPS)")
     parser.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     parser.add_argument("--curve-server-key", metavar="FILE", help="daemon's public CURVE key (.key)")
@@ -68,8 +81,19 @@ def settings_from_args(args: argparse.Namespace) -> object:
         raise ValueError("--allow-remote needs --token-file (a secret every request must present)")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
-    if not 0 < args.max_upload_mb <= 4096 or args.upload_timeout <= 0 or not 0 < args.port < 65536:
-        raise ValueError("--max-upload-mb, --upload-timeout and --port must be positive (port < 65536)")
+    if not (
+        0 < args.max_upload_mb <= 4096
+        and 0 < args.upload_timeout <= 86400
+        and 0 < args.upload_min_rate <= 1e6
+        and 0 < args.port < 65536
+    ):  # comparisons are False for nan, and inf is out of every range
+        raise ValueError(
+            "--max-upload-mb (up to 4096), --upload-timeout (up to 86400 s), --upload-min-rate and "
+            "--port (below 65536) must be positive numbers"
+        )
+    check_endpoint(args.endpoint)
+    if args.tls_cert is not None:
+        check_tls(args.tls_cert, args.tls_key)
     if (args.curve_server_key is None) != (args.curve_client_key is None):
         raise ValueError("CURVE needs both --curve-server-key and --curve-client-key")
     keys = None
@@ -93,8 +117,60 @@ def settings_from_args(args: argparse.Namespace) -> object:
         secure_cookie=args.tls_cert is not None,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         upload_timeout_s=args.upload_timeout,
+        upload_min_rate=args.upload_min_rate * 1024,
         curve_keys=keys,
     )
+
+
+def check_endpoint(endpoint: str) -> None:
+    """``ValueError`` (one line) unless ZeroMQ accepts ``endpoint`` to connect to."""
+    import zmq
+
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as exc:
+        raise ValueError(f"--endpoint {endpoint!r}: {exc}") from None
+    finally:
+        sock.close(linger=0)
+
+
+def check_tls(cert: str, key: str) -> None:
+    """``ValueError`` (one line) unless ``cert``/``key`` are small regular files of a usable pair.
+
+    Loaded here once, without a passphrase prompt, so that a FIFO, a device, a wrong or encrypted
+    key fails at start-up with exit 2 instead of hanging or failing inside the server.
+    """
+    import ssl
+
+    from edge.util.files import read_small_regular_file
+
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            read_small_regular_file(path, MAX_PEM_BYTES)
+        except OSError as exc:
+            raise ValueError(f"{option} {path}: {exc.strerror or exc}") from None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key, password=lambda: b"")
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        raise ValueError(f"--tls-cert/--tls-key are not a usable certificate and key: {reason}") from None
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound here so a taken port is one clear line (``OSError``)."""
+    host = host.strip("[]")
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,32 +181,56 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        import uvicorn
-
-        from edge.web.app import build_app
-        from edge.web.security import TokenError
-
+    # SIGTERM (systemd, docker stop) is a normal stop like Ctrl-C: exit 0 as the epilog says.
+    # uvicorn takes both signals while it serves and hands them back here when it has stopped.
+    with interrupt_on_signals():
         try:
-            settings = settings_from_args(args)
-        except (ValueError, TokenError) as exc:
-            print(f"slr-web: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        uvicorn.run(
-            build_app(settings),  # type: ignore[arg-type]
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level.lower(),
-            access_log=False,
-            ssl_certfile=args.tls_cert,
-            ssl_keyfile=args.tls_key,
-            server_header=False,
-            timeout_graceful_shutdown=2,  # open event streams never end by themselves
+            return _serve(args)
+        except KeyboardInterrupt:
+            return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from edge.web.app import build_app
+    from edge.web.security import TokenError
+
+    try:
+        settings = settings_from_args(args)
+    except (ValueError, TokenError) as exc:
+        print(f"slr-web: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        sock = listen_socket(args.host, args.port)
+    except OSError as exc:
+        print(
+            f"slr-web: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
         )
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except Exception as exc:
-        print(f"slr-web: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    config = uvicorn.Config(
+        build_app(settings),  # type: ignore[arg-type]
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level.lower(),
+        access_log=False,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
+        server_header=False,
+        timeout_graceful_shutdown=2,  # open event streams never end by themselves
+    )
+    server = uvicorn.Server(config)
+    scheme = "https" if args.tls_cert else "http"
+    shown = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host
+    logging.getLogger(PROG).info("serving on %s://%s:%d/", scheme, shown, args.port)
+    try:
+        with sock:
+            server.run(sockets=[sock])
+    except SystemExit as exc:  # uvicorn's "startup failed" (3): the reason is in the log above
+        if exc.code in (None, 0):
+            return EXIT_OK
+        print("slr-web: error: the server could not start (see the log above)", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
 

@@ -72,3 +72,27 @@ def read_regular_file(path: str | Path) -> bytes:
             return handle.read()
     finally:
         os.close(fd)
+
+
+def read_small_regular_file(path: str | Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` (a regular file, symlinks followed) if it holds at most ``max_bytes``.
+
+    For secrets, keys and certificates given on the command line: a FIFO would block ``open()``
+    forever and ``/dev/zero`` would be read until memory runs out, so both are refused before
+    reading (``OSError`` whose ``strerror`` says why), as is a file over the limit.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, a device or a directory?)", str(path))
+        if info.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)  # the file may grow after fstat
+        if len(data) > max_bytes:
+            raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
+        return data
+    finally:
+        os.close(fd)

@@ -4,7 +4,8 @@
 (``prediction``, ``sign``, ``status``, and ``progress`` of an upload) · ``GET /api/preview`` SSE of
 camera frames (the daemon makes them only while one is open) · ``GET /api/config`` what the page
 needs to know (upload model, untrained flag, size limit) · ``POST /api/predict`` classify a clip ·
-``GET /metrics`` Prometheus · ``GET /healthz`` 200 only while the daemon publishes and extracts.
+``GET /metrics`` Prometheus · ``GET /healthz`` 200 only while the daemon publishes and extracts ·
+``POST /login`` / ``POST /logout`` the token form's session cookie.
 Every error is ``{"error": "..."}`` with a 4xx/5xx code. No route takes a path from the user.
 """
 
@@ -15,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -27,13 +29,16 @@ from starlette.staticfiles import StaticFiles
 from edge import __version__
 from edge.web.bridge import DaemonBridge
 from edge.web.metrics import WebMetrics
-from edge.web.security import SecurityMiddleware, cookie_header, token_matches
-from edge.web.uploads import ClipClassifier, UploadError
+from edge.web.security import Auth, SecurityMiddleware, client_address, session_cookie
+from edge.web.uploads import ClipClassifier, UploadError, read_small_body
 
 log = logging.getLogger(__name__)
 
 STATIC = resources.files("edge.web").joinpath("static")
 SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
+#: The login form is one field; a bigger or slower body is not a login.
+LOGIN_BODY_BYTES = 4096
+LOGIN_BODY_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -48,6 +53,8 @@ class WebSettings:
     secure_cookie: bool = False
     max_upload_bytes: int = 50 * 1024 * 1024
     upload_timeout_s: float = 600.0
+    #: Slowest average upload rate accepted (bytes/s), after a grace period: a stalled body is cut.
+    upload_min_rate: float = 32 * 1024
     curve_keys: tuple[bytes, bytes, bytes] | None = None
 
 
@@ -65,11 +72,15 @@ def build_app(settings: WebSettings) -> Starlette:
     bridge_ref.append(bridge)
     classifier = (
         ClipClassifier(
-            settings.model, max_bytes=settings.max_upload_bytes, timeout_s=settings.upload_timeout_s
+            settings.model,
+            max_bytes=settings.max_upload_bytes,
+            timeout_s=settings.upload_timeout_s,
+            min_rate=settings.upload_min_rate,
         )
         if settings.model
         else None
     )
+    auth = Auth(settings.token, secure_cookie=settings.secure_cookie)
 
     async def page(_: Request) -> Response:
         return FileResponse(str(STATIC.joinpath("index.html")), media_type="text/html; charset=utf-8")
@@ -77,12 +88,34 @@ def build_app(settings: WebSettings) -> Starlette:
     async def login_page(request: Request) -> Response:
         if request.method == "GET":
             return FileResponse(str(STATIC.joinpath("login.html")), media_type="text/html; charset=utf-8")
-        form = await request.form(max_files=0, max_fields=1)
-        given = str(form.get("token", ""))
-        if settings.token is None or not token_matches(settings.token, given):
+        client = client_address(request.scope)
+        wait = auth.limiter.retry_after(client)
+        if wait is not None:
+            refused = _error(429, f"too many failed logins; try again in {wait} s")
+            refused.headers["retry-after"] = str(wait)
+            return refused
+        try:
+            body = await read_small_body(request, LOGIN_BODY_BYTES, LOGIN_BODY_TIMEOUT_S)
+        except UploadError as exc:
+            return _error(exc.status, str(exc))
+        # The form is urlencoded UTF-8; a token that does not decode simply does not match.
+        try:
+            fields = parse_qsl(body.decode("utf-8", "replace"), max_num_fields=4, errors="replace")
+        except ValueError:  # more fields than a login form has
+            return _error(400, "the login form has one field, 'token'")
+        given = next((value for key, value in fields if key == "token"), "")
+        if not auth.token_matches(given):
+            auth.limiter.failed(client)
             return RedirectResponse("/login#failed", status_code=303)
+        auth.limiter.succeeded(client)
         response = RedirectResponse("/", status_code=303)
-        response.headers["set-cookie"] = cookie_header(settings.token, settings.secure_cookie)
+        response.headers["set-cookie"] = auth.cookie(auth.sessions.new())
+        return response
+
+    async def logout(request: Request) -> Response:
+        auth.sessions.drop(session_cookie(request.scope))
+        response = RedirectResponse("/login", status_code=303)
+        response.headers["set-cookie"] = auth.cleared_cookie()
         return response
 
     async def api_status(_: Request) -> Response:
@@ -139,6 +172,7 @@ def build_app(settings: WebSettings) -> Starlette:
     routes = [
         Route("/", page),
         Route("/login", login_page, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
         Route("/api/status", api_status),
         Route("/api/config", api_config),
         Route("/api/events", api_events),
@@ -156,5 +190,6 @@ def build_app(settings: WebSettings) -> Starlette:
     app.state.bridge = bridge
     app.state.classifier = classifier
     app.state.metrics = metrics
-    app.add_middleware(SecurityMiddleware, token=settings.token, loopback_only=settings.loopback_only)
+    app.state.auth = auth
+    app.add_middleware(SecurityMiddleware, auth=auth, loopback_only=settings.loopback_only)
     return app

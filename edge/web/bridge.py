@@ -135,7 +135,8 @@ class DaemonBridge:
             return False, f"no status from the daemon for {age:.0f} s"
         if self.status.get("camera") != "ok":
             return False, f"camera is {self.status.get('camera')}"
-        if not self.status.get("extraction_fps", 0) > 0:
+        fps = self.status.get("extraction_fps")
+        if not (isinstance(fps, (int, float)) and fps > 0):
             return False, "the daemon extracts no frames"
         return True, "ok"
 

@@ -72,6 +72,17 @@ def _frame_count(video: str) -> int | None:
     return count if count > 0 else None
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when slr-web goes (even by SIGKILL): nobody would read the
+    result, and a clip left classifying would hold the device's CPU for nothing."""
+    with contextlib.suppress(Exception):  # not Linux, or no libc: slr-web still kills it itself
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+
+
 def _emit(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
@@ -83,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("video", nargs="?")
     parser.add_argument("--describe", action="store_true", help="print the model's description and exit")
     args = parser.parse_args(argv)
+    _die_with_parent()
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     with contextlib.suppress(OSError):
         os.nice(NICENESS)

@@ -39,15 +39,30 @@ class _StatusCollector(Collector):
             ("slovo_idle", "1 while no hands are seen and inference pauses", "idle"),
             ("slovo_daemon_uptime_seconds", "Daemon uptime", "uptime_s"),
         )
+        # A field the status lacks (or that is not a number) is left out, never a failed scrape.
         for name, help_text, key in gauges:
-            yield GaugeMetricFamily(name, help_text, value=float(status[key]))
-        yield CounterMetricFamily(
-            "slovo_dropped_frames", "Frames skipped because extraction fell behind", status["dropped_frames"]
-        )
+            if (value := _number(status.get(key))) is not None:
+                yield GaugeMetricFamily(name, help_text, value=value)
+        if (dropped := _number(status.get("dropped_frames"))) is not None:
+            yield CounterMetricFamily(
+                "slovo_dropped_frames", "Frames skipped because extraction fell behind", dropped
+            )
         errors = CounterMetricFamily("slovo_daemon_errors", "Errors the daemon survived", labels=["stage"])
-        for stage, count in status["errors"].items():
-            errors.add_metric([stage], count)
+        stages = status.get("errors")
+        for stage, count in stages.items() if isinstance(stages, dict) else ():
+            if (value := _number(count)) is not None:
+                errors.add_metric([str(stage)], value)
         yield errors
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float if it is a JSON number (or boolean) a float can hold, else None."""
+    if not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer of 400 digits
+        return None
 
 
 class WebMetrics:
@@ -96,6 +111,7 @@ class WebMetrics:
             self.publish.labels(topic).observe(max(0.0, time.time() - ts))
         if topic == "prediction":
             self.windows.inc()
-            self.inference.observe(float(payload.get("inference_ms", 0.0)) / 1000.0)
+            if (ms := _number(payload.get("inference_ms"))) is not None and ms >= 0:
+                self.inference.observe(ms / 1000.0)
         elif topic == "sign":
             self.signs.inc()
