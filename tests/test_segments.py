@@ -201,7 +201,8 @@ def test_duty_cycle_loses_no_prediction_scripted(model: EdgeModel, clip_keypoint
     on_jobs: list[WindowJob] = []
     off, off_pub = run_daemon(model, IndexedSource(n), TableExtractor(table), off_jobs, idle_fps=0.0)
     on_extractor = TableExtractor(table)
-    on, on_pub = run_daemon(model, IndexedSource(n), on_extractor, on_jobs, idle_fps=3.0)
+    # the frames' pixels only carry their index, not what the table says they show: no motion gate
+    on, on_pub = run_daemon(model, IndexedSource(n), on_extractor, on_jobs, idle_fps=3.0, idle_motion=0.0)
     # idle from 3 s to 10.2 s: 3 frames/s instead of 30; then the clip and the replayed frames
     assert off.extracted == n and on.extracted <= 90 + 23 + len(clip_keypoints) + 11
     assert len(on.wake_ms) == 1
@@ -248,7 +249,7 @@ class JitteredSource(IndexedSource):
 def test_idle_samples_keep_their_schedule_despite_jitter(model: EdgeModel) -> None:
     """3 samples/s of 30 fps are every 10th frame: a frame a hair early is due, not held for one more."""
     extractor = TableExtractor(scripted_hands(lambda i: False))
-    run_daemon(model, JitteredSource(20 * 30), extractor, idle_fps=3.0)
+    run_daemon(model, JitteredSource(20 * 30), extractor, idle_fps=3.0, idle_motion=0.0)
     idle = [i for i in extractor.calls if i > 4 * 30][:-1]  # idle from 3 s on; the last is EOF's
     gaps = np.diff(idle)
     assert set(gaps.tolist()) == {10}, gaps  # 333 ms, never 11 frames (367 ms)
@@ -330,6 +331,114 @@ def test_clip_gap_clip_gives_two_segments_equal_to_slr_predict(
         assert round(segment["start"] * FPS) == first and not segment["cut"]
     if idle_fps:
         assert daemon.extracted < lead + 2 * 112 and len(daemon.wake_ms) == 1
+
+
+# -- the motion gate: a still scene costs no MediaPipe, a sign that starts in one is not missed ---------
+
+
+def still_room(sample_video: Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """A textured still "empty room": the sample's background (wall, table) scaled up to ``shape``."""
+    import cv2
+
+    with open_source(str(sample_video)) as clip:
+        frame = next(f for f in clip if f.index == 100)
+    crop = frame.rgb[820:910, 0:160]  # wall and table beside the signer
+    return cv2.resize(crop, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+
+
+class NoisyRoomSource:
+    """A 30 fps "file": ``room`` plus fresh temporal sensor noise each frame, then optionally the clip.
+
+    The noise cycles through 17 fields (prime, so samples 10 frames apart never see the same one);
+    each frame's first pixel carries its index (one pixel of a million: invisible to the gate).
+    """
+
+    is_live, fps, name = False, FPS, "room.mp4"
+
+    def __init__(self, room: np.ndarray, n: int, clip: Path | None = None, sigma: float = 5.0) -> None:
+        rng = np.random.default_rng(7)
+        self._noise = [rng.normal(0, sigma, room.shape).astype(np.int16) for _ in range(17)]
+        self._room, self.n, self.i = room.astype(np.int16), n, 0
+        self._clip = open_source(str(clip)) if clip is not None else None
+
+    def read(self) -> Frame | None:
+        i = self.i
+        if i < self.n:
+            rgb = np.clip(self._room + self._noise[i % 17], 0, 255).astype(np.uint8)
+            rgb[0, 0] = (*divmod(i, 256), 1)
+        elif self._clip is None or (clip_frame := self._clip.read()) is None:
+            return None
+        else:
+            rgb = clip_frame.rgb
+        self.i += 1
+        return Frame(rgb, i / FPS, i)
+
+    def close(self) -> None:
+        if self._clip is not None:
+            self._clip.close()
+
+
+def test_motion_gate_keeps_mediapipe_off_a_noisy_still_scene(
+    model: EdgeModel, sample_video: Path, clip_shape: tuple[int, int, int]
+) -> None:
+    """20 s of a noisy still room: once idle, MediaPipe looks only at the keep-alive (every 2 s)."""
+    extractor = TableExtractor(scripted_hands(lambda i: False))
+    source = NoisyRoomSource(still_room(sample_video, clip_shape), 20 * 30)
+    daemon, pub = run_daemon(model, source, extractor, idle_fps=3.0, idle_keepalive_s=2.0)
+    idle_from = 3 * 30 + 1  # idle_after_s 3: frames 0..90 at full rate
+    assert extractor.calls[:idle_from] == list(range(idle_from))
+    looks = extractor.calls[idle_from:]
+    print(f"idle looks at frames {looks}; {daemon.gated} samples gated, {daemon.idle_looks} looked at")
+    assert len(looks) == daemon.idle_looks and looks, looks
+    assert set(np.diff([idle_from - 1, *looks]).tolist()) == {60}  # only keep-alives: none from noise
+    assert daemon.gated >= 5 * len(looks)  # between two keep-alives, 5 of the 6 samples were skipped
+    assert not daemon.wake_ms and not pub.of("segment")
+    # the same scene without the gate: every sample is looked at
+    plain = TableExtractor(scripted_hands(lambda i: False))
+    run_daemon(model, NoisyRoomSource(still_room(sample_video, clip_shape), 20 * 30), plain, idle_motion=0.0)
+    assert set(np.diff(plain.calls[idle_from - 1 : -1]).tolist()) == {10}  # the last: EOF looks at the newest
+
+
+def test_motion_gate_misses_no_sign_that_starts_in_a_noisy_still_scene(
+    model: EdgeModel,
+    sample_video: Path,
+    clip_shape: tuple[int, int, int],
+    sample_predict_json: dict[str, Any],
+) -> None:
+    """10 s of a noisy still room, then the clip (between two samples): the segment ``slr-predict`` gives.
+
+    Real MediaPipe throughout. While the room is still, samples are gated; the first sample of the
+    clip changes the frame, MediaPipe looks, and the replay starts from the clip's first frame, so
+    no hand frame is lost: the segment starts at the clip's first frame and has every hand frame.
+    """
+    lead = 300 + 7
+
+    class Counting:
+        def __init__(self) -> None:
+            self.inner, self.calls = holistic(), 0
+
+        def extract(self, rgb: np.ndarray) -> np.ndarray:
+            self.calls += 1
+            return self.inner.extract(rgb)
+
+        def reset(self) -> None:
+            self.inner.reset()
+
+        def close(self) -> None:
+            self.inner.close()
+
+    extractor = Counting()
+    source = NoisyRoomSource(still_room(sample_video, clip_shape), lead, clip=sample_video)
+    daemon, pub = run_daemon(model, source, extractor, idle_fps=3.0)
+    (segment,) = [segment_dict(s) for s in pub.of("segment")]
+    assert_same_top_k(segment["top_k"], sample_predict_json["top_k"])
+    assert segment["hand_frames"] == sample_predict_json["hand_frames"]
+    assert round(segment["start"] * FPS) == lead and not segment["cut"]
+    assert len(daemon.wake_ms) == 1
+    # idle from 3 s to 10.2 s: 22 samples, of which only the keep-alives and the clip's were looked at
+    print(f"{daemon.gated} samples gated, {daemon.idle_looks} looked at, {extractor.calls} extractions")
+    assert daemon.gated >= 15 and daemon.idle_looks <= 5
+    assert extractor.calls <= 91 + daemon.idle_looks + 1 + 10 + 112  # + the blank, the replay, the clip
 
 
 def test_demo_gif_segments_follow_hand_presence(model: EdgeModel, demo_gif: Path) -> None:

@@ -83,6 +83,24 @@ class DaemonConfig:
     idle_fps: float = setting(
         3.0, "frames/s extracted while idle (0: every frame)", ge=0.0, le=1000.0, metavar="FPS"
     )
+    #: The motion gate (edge.runtime.motion): an idle sample whose scene has not changed since
+    #: MediaPipe last found no hands in it is not looked at again (a still room costs decode only).
+    idle_motion: float = setting(
+        0.5,
+        "percent of the frame that must change since the last look for an idle sample to run "
+        "MediaPipe (0: every idle sample runs it)",
+        ge=0.0,
+        le=100.0,
+        metavar="PCT",
+    )
+    idle_keepalive_s: float = setting(
+        2.0,
+        "while idle and the scene is still, seconds between MediaPipe looks all the same",
+        gt=0.0,
+        le=3600.0,
+        flag="--idle-keepalive",
+        metavar="S",
+    )
     publish: str = setting("both", "what to classify and publish", choices=PUBLISH_MODES)
     gap_s: float = setting(
         0.5, "seconds without hands that end a sign segment", gt=0.0, flag="--gap", metavar="S"

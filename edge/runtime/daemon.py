@@ -30,6 +30,13 @@ sample was seen out of order), and the kept frames plus the sample are extracted
 first frame with a hand is not lost or delayed in capture time, and for an empty scene the
 keypoints, windows and segments from it on are those of a run without duty cycling.
 
+Motion gate (:mod:`edge.runtime.motion`, ``idle_motion``): a due idle sample whose scene has not
+changed since MediaPipe last looked and found no hands is not looked at again (its held frames
+are dropped as after a look without hands: they showed the same still scene), except once every
+``idle_keepalive_s``. A still room or a person standing still with hands down then costs the
+capture and ~0.4 ms per sample; a hand raised into view changes the frame, so the sample that
+would have seen it without the gate still runs MediaPipe, and the wake-up and replay are as above.
+
 Publishing goes straight through :class:`edge.runtime.publisher.Publisher`, which serialises its socket
 with a lock and never blocks (a stalled subscriber only loses its own messages).
 
@@ -76,6 +83,7 @@ from edge.runtime.decisions import IdleTracker
 from edge.runtime.holistic import Extractor
 from edge.runtime.inference import EdgeModel, load_model
 from edge.runtime.inference_worker import InferenceWorker, WindowJob
+from edge.runtime.motion import MotionGate
 from edge.runtime.preview import PreviewWorker
 from edge.runtime.publisher import MessageSink, is_loopback
 from edge.runtime.ring_buffer import KeypointRingBuffer
@@ -198,6 +206,12 @@ class Daemon:
         #: Capture time at which the idle sampler takes its next frame (None: the next frame).
         self._next_sample_ts: float | None = None
         self._blank: np.ndarray | None = None
+        self.motion = MotionGate(config.idle_motion / 100.0)
+        #: Capture time of MediaPipe's last look without hands while idle (None: none yet).
+        self._looked_ts: float | None = None
+        #: Idle samples MediaPipe looked at / skipped because the scene had not changed.
+        self.idle_looks = 0
+        self.gated = 0
         self.extraction_errors = 0
         self.started_at = time.monotonic()
         self._status_lock = threading.Lock()
@@ -303,9 +317,10 @@ class Daemon:
                     self._send_ready()
                 if watchdog is not None and time.monotonic() - last_ping >= watchdog / 2:
                     waiting = self.capture.state != "ok"
-                    if self.extracted > pinged_progress or waiting:
+                    progress = self.extracted + self.gated  # a gated sample is progress too
+                    if progress > pinged_progress or waiting:
                         self.notifier.watchdog()
-                        last_ping, pinged_progress = time.monotonic(), self.extracted
+                        last_ping, pinged_progress = time.monotonic(), progress
         finally:
             self._shutdown()
         return code
@@ -330,6 +345,7 @@ class Daemon:
                 self._end_episode()
                 self._held.clear()
                 self.mode, self._next_sample_ts = "full", None
+                self._forget_look()
             self._connection = item.connection
         self.seen += 1
         if self.mode == "idle":
@@ -338,20 +354,48 @@ class Daemon:
             self._extract_and_use(item, self.seen)
 
     def _sample(self, item: CapturedFrame, seq: int) -> None:
-        """Idle: extract one frame per ``1/idle_fps`` s of capture time, hold the others; wake on a hand."""
+        """Idle: look at one frame per ``1/idle_fps`` s of capture time, hold the others; wake on a hand.
+
+        A due sample whose scene has not changed since the last look (the motion gate) is skipped
+        unless ``idle_keepalive_s`` have passed since that look.
+        """
         ts = item.frame.timestamp
         if not self._sample_due(ts):
             self._held.append((item, seq))
             return
+        if not self._look_due(item):
+            self._schedule_next_sample(ts)
+            self._held.clear()  # the still scene the last look found without hands
+            self.gated += 1
+            return
         kp = self._extract(item)
         if kp is None:
             return
+        self.idle_looks += 1
         self._schedule_next_sample(ts)
         if not has_hands(kp):
             self._held.clear()  # nothing to replay: the scene was still empty when they were taken
+            self._looked(item)
             self._use(kp, item, seq)
             return
         self._wake(item, seq)
+
+    def _look_due(self, item: CapturedFrame) -> bool:
+        """Whether MediaPipe must look at this idle sample: the scene changed, or the keep-alive is due."""
+        last, ts = self._looked_ts, item.frame.timestamp
+        tolerance = 0.5 / (self.capture.fps or 30.0)
+        if last is None or not 0.0 <= ts - last < self.config.idle_keepalive_s - tolerance:
+            return True  # no look yet, keep-alive due, or time went back (a file looped)
+        return self.motion.changed(item.frame.rgb)
+
+    def _looked(self, item: CapturedFrame) -> None:
+        """MediaPipe found no hands in this frame: the motion gate compares later samples with it."""
+        self._looked_ts = item.frame.timestamp
+        self.motion.looked(item.frame.rgb)
+
+    def _forget_look(self) -> None:
+        self._looked_ts = None
+        self.motion.reset()
 
     def _sample_due(self, ts: float) -> bool:
         """Whether the idle sampler takes the frame captured at ``ts``.
@@ -385,6 +429,7 @@ class Daemon:
         replay = [*self._held, (item, seq)]
         self._held.clear()
         self.mode, self._next_sample_ts = "full", None
+        self._forget_look()
         self.buffer.clear()  # sparse idle frames would skew the first window's resampling
         if self._blank is None or self._blank.shape != item.frame.rgb.shape:
             self._blank = np.zeros_like(item.frame.rgb)
@@ -435,6 +480,7 @@ class Daemon:
             self.mode = "full"
         elif self.mode == "full" and self.config.idle_fps > 0:
             self.mode, self._next_sample_ts = "idle", frame.timestamp + self._idle_period
+            self._looked(item)  # the last full-rate look, without hands: the gate's first reference
         self.state = "idle" if idle else "running"
         if self.segmenter is not None and self.segments is not None:
             episode = self.segmenter.push(kp, frame.timestamp, hands, frame.captured_at)
@@ -527,7 +573,8 @@ class Daemon:
         log.info(
             "summary: frames=%d extraction_fps=%.2f windows=%d skipped=%d signs=%d dropped=%d "
             "errors(extraction=%d inference=%d frames=%d) latency_ms(p50=%s p95=%s) "
-            "segments=%d short=%d segment_latency_ms(p50=%s p95=%s) seen=%d wakeups=%d",
+            "segments=%d short=%d segment_latency_ms(p50=%s p95=%s) seen=%d wakeups=%d "
+            "idle_looks=%d idle_gated=%d",
             self.extracted,
             fps,
             self.worker.completed,
@@ -545,6 +592,8 @@ class Daemon:
             _ms_text(s95),
             self.seen,
             len(self.wake_ms),
+            self.idle_looks,
+            self.gated,
         )
 
 
