@@ -24,12 +24,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.commands.scaffold import EXIT_OK, EXIT_USAGE, add_version, interrupt_on_signals, run
 from edge.speech.engine import DEFAULT_RATE, DEFAULT_VOICE, EngineError, EspeakEngine
 from edge.speech.queue import SpeechQueue
 from edge.speech.utterances import SPOKEN_TOPICS, Utterance, invalid_reason, utterance_of
 from edge.util.logs import ThrottledLog
+
+if TYPE_CHECKING:
+    from edge.runtime.publisher import Subscriber
 
 log = logging.getLogger("slr-speak")
 
@@ -166,14 +170,15 @@ class Speaker(threading.Thread):
                 log.info("%s %s (%.2f): %s", utterance.topic, utterance.seq, utterance.prob, where)
 
 
-def _receive(args: argparse.Namespace, counters: Counters, queue: SpeechQueue[Utterance]) -> None:
+def _receive(
+    args: argparse.Namespace, subscriber: Subscriber, counters: Counters, queue: SpeechQueue[Utterance]
+) -> None:
     """The main loop: receive, validate, filter, enqueue; returns after ``--count`` utterances."""
-    from edge.commands.listen import open_subscriber, printable
+    from edge.commands.listen import printable
     from edge.contract.protocol import ProtocolError
 
     throttled = ThrottledLog(log)
-    topics = args.topic or ["segment"]
-    with open_subscriber(args, topics) as subscriber:
+    with subscriber:
         while args.count is None or counters.spoken + counters.failed < args.count:
             try:
                 message = subscriber.recv(timeout_s=0.25)
@@ -206,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     import zmq
 
+    from edge.commands.listen import open_subscriber
     from edge.runtime.publisher import KeyFileError
     from edge.util.files import output_dir_problem
 
@@ -224,6 +230,11 @@ def _main(argv: list[str] | None) -> int:
             engine.check_voice()
         except (ValueError, EngineError) as exc:
             problem = str(exc)
+    if problem is None:
+        try:
+            subscriber = open_subscriber(args, args.topic or ["segment"])
+        except (KeyFileError, ValueError, zmq.ZMQError) as exc:
+            problem = str(exc)
     if problem is not None:
         print(f"slr-speak: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -234,10 +245,7 @@ def _main(argv: list[str] | None) -> int:
     speaker.start()
     try:
         with interrupt_on_signals():  # SIGTERM (systemd stop) ends it like Ctrl-C: summary, exit 0
-            _receive(args, counters, queue)
-    except (KeyFileError, ValueError, zmq.ZMQError) as exc:
-        print(f"slr-speak: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+            _receive(args, subscriber, counters, queue)
     except KeyboardInterrupt:
         pass
     finally:
