@@ -3,7 +3,7 @@
 # This is the one install recipe: the README, slovo-edge.service's header and the deployment test
 # (tests/test_deploy_systemd.py) all run it.
 #
-#   sudo systemd/install.sh [--python PYTHON] [--web] WHEEL
+#   sudo systemd/install.sh [--python PYTHON] [--web] [--speak] WHEEL
 #
 # WHEEL is slovo-edge's wheel (build it anywhere with `python3 -m pip wheel --no-deps -w dist .`).
 # Steps: check the interpreter is CPython 3.11 or 3.12 -> a fresh venv in /opt/slovo-edge/venv ->
@@ -12,6 +12,8 @@
 # what the daemon imports -> the unit, an example config (never overwriting yours) and the docs
 # the unit's Documentation= names. Stop the service before upgrading: the venv is recreated.
 # --web also installs the dashboard (slr-web): requirements-web.lock on top, and slovo-web.service.
+# --speak also installs speech output (slr-speak): espeak-ng (apt-get, if it is missing) and
+# slovo-speak.service.
 # pip's own settings apply, e.g. PIP_NO_INDEX=1 PIP_FIND_LINKS=/path/to/wheels for an offline install.
 # Then: put the model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-edge/config.toml, and
 # `systemctl enable --now slovo-edge`.
@@ -21,9 +23,10 @@ PREFIX=/opt/slovo-edge
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=python3
 WEB=0
+SPEAK=0
 
 usage() {
-  echo "usage: $0 [--python PYTHON] [--web] WHEEL" >&2
+  echo "usage: $0 [--python PYTHON] [--web] [--speak] WHEEL" >&2
   exit 2
 }
 
@@ -31,7 +34,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --python) [ $# -ge 2 ] || usage; PYTHON="$2"; shift 2 ;;
     --web) WEB=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --speak) SPEAK=1; shift ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) usage ;;
     *) break ;;
   esac
@@ -69,11 +73,23 @@ $PIP uninstall --quiet --yes pip setuptools
 if [ "$WEB" = 1 ]; then
   "$PREFIX/venv/bin/slr-web" --version
 fi
+if [ "$SPEAK" = 1 ]; then
+  if ! command -v espeak-ng >/dev/null 2>&1; then
+    echo "==> espeak-ng (Debian package)"
+    command -v apt-get >/dev/null 2>&1 \
+      || { echo "install.sh: error: espeak-ng is missing and apt-get is not available" >&2; exit 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng
+  fi
+  "$PREFIX/venv/bin/slr-speak" --version
+fi
 
 echo "==> unit, config, docs"
 install -D -m 0644 "$SRC/systemd/slovo-edge.service" /etc/systemd/system/slovo-edge.service
 if [ "$WEB" = 1 ]; then
   install -D -m 0644 "$SRC/systemd/slovo-web.service" /etc/systemd/system/slovo-web.service
+fi
+if [ "$SPEAK" = 1 ]; then
+  install -D -m 0644 "$SRC/systemd/slovo-speak.service" /etc/systemd/system/slovo-speak.service
 fi
 if [ -e /etc/slovo-edge/config.toml ]; then
   echo "keeping the existing /etc/slovo-edge/config.toml"
@@ -89,4 +105,7 @@ echo "installed. Next: model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-
 echo "  systemctl enable --now slovo-edge && journalctl -fu slovo-edge"
 if [ "$WEB" = 1 ]; then
   echo "  systemctl enable --now slovo-web    # the dashboard, http://127.0.0.1:8080/"
+fi
+if [ "$SPEAK" = 1 ]; then
+  echo "  systemctl enable --now slovo-speak  # recognised signs spoken (espeak-ng, voice ru)"
 fi

@@ -1,4 +1,4 @@
-"""The seven commands share one scaffold: --version, exit codes, Ctrl-C, closed pipes, missing extras."""
+"""The commands share one scaffold: --version, exit codes, Ctrl-C, closed pipes, missing extras."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ COMMANDS = (
     "slr-eval",
     "slr-export",
     "slr-web",
+    "slr-speak",
 )
 TRAIN_COMMANDS = {"slr-train": "slr_train", "slr-eval": "slr_eval", "slr-export": "slr_export"}
 #: Makes the training extra look uninstalled, as on an edge device.

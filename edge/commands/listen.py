@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_version(parser)
-    parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="publisher endpoint (%(default)s)")
+    add_subscriber_options(parser)
     parser.add_argument(
         "--topic", action="append", choices=TOPICS, help="topic to show; repeat for several (default: all)"
     )
@@ -202,9 +202,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, metavar="S", help="exit 1 if no message arrives for S seconds"
     )
+    return parser
+
+
+def add_subscriber_options(parser: argparse.ArgumentParser) -> None:
+    """``--endpoint`` and the CURVE key files: how every subscriber command reaches the daemon."""
+    parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="publisher endpoint (%(default)s)")
     parser.add_argument("--curve-server-key", metavar="FILE", help="publisher's public CURVE key file")
     parser.add_argument("--curve-client-key", metavar="FILE", help="this client's secret CURVE key file")
-    return parser
+
+
+def open_subscriber(args: argparse.Namespace, topics: Sequence[str]) -> Subscriber:
+    """A :class:`Subscriber` from :func:`add_subscriber_options`' values; ``KeyFileError``,
+    ``ValueError`` or ``zmq.ZMQError`` (one line each) if the endpoint or a key file is unusable."""
+    return Subscriber(
+        args.endpoint,
+        topics,
+        curve_server_key=args.curve_server_key,
+        curve_client_key=args.curve_client_key,
+    )
 
 
 def _prepare_stdout(json_mode: bool) -> None:
@@ -316,12 +332,7 @@ def _main(argv: list[str] | None) -> int:
         return 2
     _prepare_stdout(args.json)
     try:
-        subscriber = Subscriber(
-            args.endpoint,
-            args.topic or (),
-            curve_server_key=args.curve_server_key,
-            curve_client_key=args.curve_client_key,
-        )
+        subscriber = open_subscriber(args, args.topic or ())
     except (KeyFileError, ValueError, zmq.ZMQError) as exc:
         err.print(f"slr-listen: error: {exc}", markup=False)
         return 2

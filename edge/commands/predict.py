@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from edge.runtime.holistic import Extractor
     from edge.runtime.sources import VideoSource
 
-from edge.commands import scaffold
+from edge.commands import predict_segments, scaffold
 from edge.commands.scaffold import EXIT_OK, EXIT_USAGE, add_version
 
 #: Longest camera recording (--seconds): the clip is classified as one window, kept in memory.
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    predict_segments.add_arguments(parser)  # --segments, --srt, --vtt: continuous signing
     return parser
 
 
@@ -168,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
     from edge.runtime.inference import load_model
     from edge.runtime.sources import open_source, redact
 
+    if predict_segments.wanted(args):
+        return predict_segments.run_segments(args)
     if (args.video is None) == (args.camera is None):
         raise ValueError("give either a VIDEO file or --camera [DEVICE]")
     if args.top_k < 1 or args.threads < 1 or args.countdown < 0:

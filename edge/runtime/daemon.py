@@ -89,7 +89,7 @@ from edge.runtime.publisher import MessageSink, is_loopback
 from edge.runtime.ring_buffer import KeypointRingBuffer
 from edge.runtime.sdnotify import SystemdNotifier
 from edge.runtime.segment_worker import SegmentWorker
-from edge.runtime.segmenter import Segmenter, capacity_for
+from edge.runtime.segmenter import Segmenter
 from edge.runtime.sources import (
     VideoSource,
     camera_path,
@@ -183,12 +183,7 @@ class Daemon:
         self.segmenter: Segmenter | None = None
         self.segments: SegmentWorker | None = None
         if config.publish != "windows":
-            self.segmenter = Segmenter(
-                config.gap_s,
-                config.max_segment_s,
-                config.min_segment_frames,
-                capacity_for(config.max_segment_s, model.fps),
-            )
+            self.segmenter = Segmenter.from_settings(config, model.fps)
             self.segments = SegmentWorker(model, publisher, config.top_k)
         self.status_thread = StatusThread(self, config.status_interval_s)
         self.preview = PreviewWorker(publisher)  # camera preview, only while a client watches

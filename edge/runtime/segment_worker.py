@@ -64,24 +64,10 @@ class SegmentWorker(JobWorker[Episode]):
         self._pending.clear()
 
     def _process(self, episode: Episode) -> None:
-        result = classify_window(self.model, episode.raw, episode.ts, k=self.top_k, hands=episode.hands)
-        best = result.best
-        latency_ms = (time.time() - episode.ended_at) * 1000.0
-        self.publisher.send(
-            Segment(
-                top_k=result.rounded_top_k(),
-                start=round(float(episode.ts[0]), 4),
-                end=round(float(episode.ts[-1]), 4),
-                frames=len(episode.raw),
-                hand_frames=int(episode.hands.sum()),
-                cut=episode.cut,
-                resampled=result.resampled,
-                inference_ms=round(result.inference_ms, 3),
-                latency_ms=round(max(0.0, latency_ms), 3),
-                model=self.model.name,
-            )
-        )
-        self.latency_ms.append(latency_ms)
+        segment = classify_episode(self.model, episode, self.top_k)
+        self.publisher.send(segment)
+        self.latency_ms.append(segment.latency_ms)
+        best = segment.top_k[0]
         log.info(
             "segment %.2f-%.2f s: %s (p=%.2f)%s",
             episode.ts[0],
@@ -90,3 +76,32 @@ class SegmentWorker(JobWorker[Episode]):
             best.prob,
             " [cut]" if episode.cut else "",
         )
+
+    @property
+    def backlog(self) -> int:
+        """Episodes waiting (not counting the one being classified)."""
+        with self._cond:
+            return len(self._pending)
+
+
+def classify_episode(model: WindowModel, episode: Episode, top_k: int) -> Segment:
+    """One episode → its ``segment`` message body: the one path from an episode to a result.
+
+    The daemon's segment thread and ``slr-predict --segments`` (:mod:`edge.runtime.file_segments`)
+    both call this, so a file and the daemon fed the same file publish the same segments.
+    ``latency_ms`` is measured up to the moment the message is built (it is sent right after).
+    """
+    result = classify_window(model, episode.raw, episode.ts, k=top_k, hands=episode.hands)
+    latency_ms = (time.time() - episode.ended_at) * 1000.0
+    return Segment(
+        top_k=result.rounded_top_k(),
+        start=round(float(episode.ts[0]), 4),
+        end=round(float(episode.ts[-1]), 4),
+        frames=len(episode.raw),
+        hand_frames=int(episode.hands.sum()),
+        cut=episode.cut,
+        resampled=result.resampled,
+        inference_ms=round(result.inference_ms, 3),
+        latency_ms=round(max(0.0, latency_ms), 3),
+        model=model.name,
+    )

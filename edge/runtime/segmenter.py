@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -43,6 +44,17 @@ def capacity_for(max_segment_s: float, fps: float) -> int:
     return max(2, math.ceil(max_segment_s * fps * RATE_HEADROOM) + 1)
 
 
+class SegmentSettings(Protocol):
+    """The settings that shape episodes (:class:`edge.runtime.config.DaemonConfig` has them)."""
+
+    @property
+    def gap_s(self) -> float: ...
+    @property
+    def max_segment_s(self) -> float: ...
+    @property
+    def min_segment_frames(self) -> int: ...
+
+
 class Segmenter:
     """Fed one extracted frame at a time by the daemon's main loop; returns each episode as it ends."""
 
@@ -60,6 +72,17 @@ class Segmenter:
         self._last_hand = -1  # index of the open episode's last frame with a hand
         #: Episodes dropped for being shorter than ``min_frames``.
         self.short = 0
+
+    @classmethod
+    def from_settings(cls, settings: SegmentSettings, fps: float) -> Segmenter:
+        """The segmenter for a model of frame rate ``fps``: the daemon and ``slr-predict --segments``
+        both build theirs here, so the same settings cut the same episodes."""
+        return cls(
+            settings.gap_s,
+            settings.max_segment_s,
+            settings.min_segment_frames,
+            capacity_for(settings.max_segment_s, fps),
+        )
 
     @property
     def open(self) -> bool:

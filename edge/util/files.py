@@ -1,12 +1,15 @@
-"""File helpers shared by the runtime (model checksum in status messages) and the tools."""
+"""File helpers shared by the runtime (model checksum in status messages) and the tools (atomic writes)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import stat
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -96,3 +99,34 @@ def read_small_regular_file(path: str | Path, max_bytes: int) -> bytes:
         return data
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def replaced_on_success(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path``; renamed onto ``path`` if the block succeeds, else removed.
+
+    For results written by someone else (a subprocess given the temporary name) or in pieces: a
+    reader never sees a partial file, and an interrupted write (Ctrl-C, SIGTERM, a full disk) leaves
+    the previous ``path``, or nothing, never half of the new one. The result gets the mode a plain
+    ``open()`` would give it (:func:`new_file_mode`), and is flushed to disk before the rename.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, new_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # cleanup must not mask the original error
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`replaced_on_success`)."""
+    with replaced_on_success(path) as tmp:
+        tmp.write_bytes(data)

@@ -1,0 +1,242 @@
+"""``slr-predict VIDEO --segments``: continuous signing in a file, one line (or cue) per episode.
+
+A recorded video of continuous signing (an interpreter's recording, a lecture, a video call) goes
+through the daemon's segment path (:mod:`edge.runtime.file_segments`): the same segmenter
+settings as ``slr-edge run`` (declared once, in :class:`edge.runtime.config.DaemonConfig`), the
+same classification, so ``--json`` prints exactly the ``segment`` messages that
+``slr-edge run --source VIDEO --publish segments`` publishes for the file. ``--srt``/``--vtt``
+write subtitles (:mod:`edge.captions`) atomically once the whole file is done, so Ctrl-C or
+SIGTERM (exit 130) never leaves a partial subtitle file. :mod:`edge.commands.predict` only
+registers these options and hands over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, interrupt_on_signals
+
+if TYPE_CHECKING:
+    from edge.runtime.file_segments import FileSegments
+
+#: The daemon settings that shape episodes; flags, defaults, help and bounds come from their declarations.
+SEGMENT_SETTINGS = ("gap_s", "max_segment_s", "min_segment_frames")
+
+DESCRIPTION = """\
+Cut a video of continuous signing into episodes (hands up, one sign, hands down for --gap) and
+classify each as slr-edge run --publish segments does; print one line per episode, or with --json
+the segment messages. --srt/--vtt (which imply --segments) write subtitles: one cue per episode
+whose top-1 reaches --min-confidence, written only when the whole file is done.
+  slr-predict lecture.mp4 --model slovo.onnx --segments
+  slr-predict lecture.mp4 --model slovo.onnx --segments --json | jq -r '.[].top_k[0].label'
+  slr-predict lecture.mp4 --model slovo.onnx --srt lecture.srt --vtt lecture.vtt --captions-top3
+"""
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """The segmenter's settings, as the daemon's config spells them (a :class:`SegmentSettings`)."""
+
+    gap_s: float
+    max_segment_s: float
+    min_segment_frames: int
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--segments`` group of ``slr-predict``."""
+    from edge.runtime import settings
+    from edge.runtime.config import DaemonConfig
+
+    group = parser.add_argument_group("continuous signing and captions", DESCRIPTION)
+    group.add_argument("--segments", action="store_true", help="one result per signing episode")
+    group.add_argument("--srt", metavar="FILE", help="write SubRip subtitles (UTF-8)")
+    group.add_argument("--vtt", metavar="FILE", help="write WebVTT subtitles (UTF-8)")
+    group.add_argument(
+        "--min-confidence",
+        type=float,
+        default=None,
+        metavar="P",
+        help="captions only for episodes whose top-1 probability is at least P (default 0.5)",
+    )
+    group.add_argument(
+        "--captions-top3",
+        action="store_true",
+        help="add the top 3 with probabilities (WebVTT: a NOTE per cue; SRT: a second line)",
+    )
+    declared = settings.declared(DaemonConfig)
+    for name in SEGMENT_SETTINGS:
+        item = declared[name]
+        group.add_argument(
+            item.flag,
+            dest=name,
+            type=item.kind,
+            default=None,
+            metavar=item.spec.metavar,
+            help=f"{item.spec.help} (default {item.default:g}, as slr-edge run)",
+        )
+
+
+def wanted(args: argparse.Namespace) -> bool:
+    """Whether the command line asks for the segments mode (``ValueError`` for its options without it)."""
+    if args.segments or args.srt or args.vtt:
+        return True
+    stray = [name for name in ("min_confidence", *SEGMENT_SETTINGS) if getattr(args, name) is not None]
+    if stray or args.captions_top3:
+        raise ValueError(
+            "--min-confidence, --captions-top3, --gap, --max-segment and "
+            "--min-segment-frames need --segments (or --srt/--vtt)"
+        )
+    return False
+
+
+def _options(args: argparse.Namespace) -> SegmentOptions:
+    """The segment settings from the flags, checked by the daemon's own rules (``ConfigError``: exit 2)."""
+    from edge.runtime import settings
+    from edge.runtime.config import DaemonConfig
+
+    given = {name: getattr(args, name) for name in SEGMENT_SETTINGS if getattr(args, name) is not None}
+    config = settings.check(replace(DaemonConfig(), **given))
+    return SegmentOptions(config.gap_s, config.max_segment_s, config.min_segment_frames)
+
+
+def _check_outputs(args: argparse.Namespace) -> list[Path]:
+    """Refuse, before any work, subtitle paths that cannot be written or would destroy the input."""
+    outputs = [Path(p) for p in (args.srt, args.vtt) if p is not None]
+    if len(outputs) == 2 and os.path.abspath(outputs[0]) == os.path.abspath(outputs[1]):
+        raise ValueError("--srt and --vtt name the same file")
+    for path in outputs:
+        if path.is_dir():
+            raise ValueError(f"subtitle output {str(path)!r} is a directory")
+        if path.exists() and not path.is_file():
+            raise ValueError(f"subtitle output {str(path)!r} exists and is not a regular file")
+        if path.exists() and os.path.samefile(path, args.video):
+            raise ValueError(f"subtitle output {str(path)!r} is the input video")
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"cannot write subtitles into {str(parent)!r} (missing or not writable)")
+    return outputs
+
+
+def run_segments(args: argparse.Namespace) -> int:
+    """The segments mode of ``slr-predict`` (options already parsed); returns the exit code."""
+    from edge.captions.cues import DEFAULT_MIN_CONFIDENCE
+
+    if args.video is None or args.camera is not None:
+        raise ValueError("--segments, --srt and --vtt need a VIDEO file (not --camera)")
+    if args.top_k < 1 or args.threads < 1:
+        raise ValueError("--top-k and --threads must be >= 1")
+    min_confidence = DEFAULT_MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
+    if not 0.0 <= min_confidence <= 1.0:  # also refuses nan
+        raise ValueError("--min-confidence must be between 0 and 1")
+    options = _options(args)
+    outputs = _check_outputs(args)
+    with interrupt_on_signals():  # SIGTERM too: the worker thread stops, no subtitle file is written
+        found = _segment_video(args, options)
+        if args.srt is not None or args.vtt is not None:
+            _write_captions(args, found, min_confidence)
+    if args.json:
+        print(json.dumps(found.segments, ensure_ascii=False))
+    else:
+        _print_table(found, args.video)
+        for path in outputs:
+            print(f"wrote {path}", file=sys.stderr)
+    if found.classification_errors:
+        print(
+            f"slr-predict: error: {found.classification_errors} episode(s) could not be classified "
+            "(the model produced non-finite output)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _segment_video(args: argparse.Namespace, options: SegmentOptions) -> FileSegments:
+    from tqdm import tqdm
+
+    from edge.runtime.file_segments import segment_frames
+    from edge.runtime.holistic import HolisticExtractor
+    from edge.runtime.inference import load_model
+    from edge.runtime.sources import open_source
+
+    model = load_model(args.model, threads=args.threads)
+    source = open_source(args.video, warn_truncated=False)  # a bad file fails before MediaPipe loads
+    with source:
+        with HolisticExtractor(quiet=True) as extractor:
+            bar = tqdm(
+                source,
+                desc="episodes",
+                unit="frame",
+                total=source.expected_frames,
+                disable=args.no_progress or args.json or not sys.stderr.isatty(),
+                file=sys.stderr,
+            )
+            try:
+                found = segment_frames(model, bar, extractor, options, top_k=args.top_k)
+            finally:
+                bar.close()
+        truncated = source.truncation()
+    if truncated is not None:
+        print(f"slr-predict: warning: {truncated}; the episodes cover only the decoded part", file=sys.stderr)
+    if found.extraction_errors:
+        print(
+            f"slr-predict: warning: extraction failed on {found.extraction_errors} frame(s); skipped",
+            file=sys.stderr,
+        )
+    if not found.segments:
+        print(f"slr-predict: warning: no signing episode found in {args.video}", file=sys.stderr)
+    return found
+
+
+def _write_captions(args: argparse.Namespace, found: FileSegments, min_confidence: float) -> None:
+    from edge.captions.cues import cues_from_segments
+    from edge.captions.formats import srt_text, vtt_text
+    from edge.util.files import atomic_write_bytes
+
+    cues = cues_from_segments(found.segments, min_confidence=min_confidence)
+    for path, compose in ((args.srt, srt_text), (args.vtt, vtt_text)):
+        if path is not None:
+            atomic_write_bytes(path, compose(cues, top3=args.captions_top3).encode("utf-8"))
+    skipped = len(found.segments) - len(cues)
+    if skipped and not args.json:
+        print(
+            f"{len(cues)} cue(s); {skipped} episode(s) below --min-confidence {min_confidence:g} "
+            "or without a sign left out",
+            file=sys.stderr,
+        )
+
+
+def clock(seconds: float) -> str:
+    """``H:MM:SS.ss`` for a position in a video."""
+    minutes, secs = divmod(max(0.0, seconds), 60.0)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{secs:05.2f}"
+
+
+def _print_table(found: FileSegments, video: str) -> None:
+    """One line per episode: number, start–end, top-k, confidence of the top-1, hand frames."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from edge.commands.listen import confidence_style, printable
+
+    console = Console(highlight=False)
+    console.print(Text(f"{printable(Path(video).name)}: {len(found.segments)} episode(s)", style="bold"))
+    for i, segment in enumerate(found.segments, 1):
+        best = segment["top_k"][0]
+        ranked = ", ".join(f"{printable(e['label'])} {e['prob']:.2f}" for e in segment["top_k"])
+        line = Text.assemble(  # Text, not markup: a label is never read as rich markup
+            f"{i:3d}  {clock(segment['start'])}–{clock(segment['end'])}  ",
+            (f"{printable(best['label'])} {best['prob']:.3f}", f"bold {confidence_style(best['prob'])}"),
+            f"  hands {segment['hand_frames']}/{segment['frames']}",
+            (" cut" if segment["cut"] else "", "yellow"),
+            (f"  ({ranked})", "dim"),
+        )
+        console.print(line, soft_wrap=True)
+    if found.short:
+        console.print(f"{found.short} hand flicker(s) shorter than --min-segment-frames ignored")
