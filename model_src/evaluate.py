@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import sys
@@ -138,19 +139,35 @@ def compute_metrics(
     )
 
 
+def _csv_bytes(header: list[str], rows: Any) -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
 def write_report(report: EvalReport, out_dir: Path, extra: dict[str, Any] | None = None) -> None:
-    """``metrics.json``, ``per_class.csv`` and ``confusions.csv`` in ``out_dir``."""
+    """``metrics.json``, ``per_class.csv`` and ``confusions.csv`` in ``out_dir``, all or none.
+
+    Built in memory, then written through temporary files and renamed together
+    (:func:`edge.util.files.write_files_atomically`): a full disk leaves the previous report whole
+    instead of a complete-looking ``metrics.json`` beside a truncated ``per_class.csv``, and a
+    symlinked output is refused, never written through.
+    """
+    from edge.util.files import write_files_atomically
+
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {**report.summary(), **(extra or {})}
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    with (out_dir / "per_class.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["label", "support", "precision", "recall", "f1"])
-        writer.writerows([c.label, c.support, c.precision, c.recall, c.f1] for c in report.per_class)
-    with (out_dir / "confusions.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["true", "predicted", "count"])
-        writer.writerows(report.confusions)
+    per_class = ([c.label, c.support, c.precision, c.recall, c.f1] for c in report.per_class)
+    class_header = ["label", "support", "precision", "recall", "f1"]
+    write_files_atomically(
+        {
+            out_dir / "metrics.json": (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode(),
+            out_dir / "per_class.csv": _csv_bytes(class_header, per_class),
+            out_dir / "confusions.csv": _csv_bytes(["true", "predicted", "count"], report.confusions),
+        }
+    )
 
 
 class Predictor(Protocol):

@@ -130,3 +130,35 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`replaced_on_success`)."""
     with replaced_on_success(path) as tmp:
         tmp.write_bytes(data)
+
+
+def write_files_atomically(files: dict[Path, bytes]) -> None:
+    """Write each ``path: data`` through a temporary file in its directory, then rename them all.
+
+    All or nothing as far as a file system allows: every temporary file is written and synced
+    before the first rename, so a full disk or an error leaves every old file as it was (the
+    temporaries are removed); only a failure between two renames can mix old and new. A path that
+    is a symlink is refused (``OSError``) rather than written through: ``--out`` pointing at a
+    symlinked ``metrics.json`` must not destroy its target.
+    """
+    for path in files:
+        if path.is_symlink():
+            raise OSError(errno.ELOOP, "is a symbolic link; refusing to write through it", str(path))
+        if path.exists() and not path.is_file():
+            raise OSError(errno.EEXIST, "exists and is not a regular file", str(path))
+    temps: dict[Path, str] = {}
+    try:
+        for path, data in files.items():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps[path] = tmp
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, new_file_mode())
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
