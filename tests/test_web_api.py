@@ -285,7 +285,9 @@ def test_preview_stream_turns_the_daemons_preview_on_and_off(web: Web) -> None:
         assert stream.status == 200
         wait_until(lambda: publisher.watchers("preview") == 1)
         body = {"jpeg": "AAAA", "width": 4, "height": 2, "frame_ts": 1.0, "keypoints": {}}
-        publisher.publish("preview", {**body, "keypoints": {"pose": None}})
+        publisher.publish(
+            "preview", {**body, "keypoints": dict.fromkeys(("pose", "left_hand", "right_hand", "lips"))}
+        )
         events = stream.events(2.0)
     finally:
         stream.close()
