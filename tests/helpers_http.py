@@ -95,8 +95,12 @@ def _dechunk(data: bytes) -> bytes:
     return out
 
 
-def connect(port: int, *, tls: bool = False, timeout: float = 30.0) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def connect(
+    port: int, *, tls: bool = False, timeout: float = 30.0, source: str | None = None
+) -> socket.socket:
+    """A connection to 127.0.0.1:``port``, from ``source`` (another 127.x address: another client)."""
+    address = (source, 0) if source else None
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=address)
     if tls:
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -124,11 +128,20 @@ def read_reply(sock: socket.socket, timeout: float = 30.0) -> Reply:
     return parse_reply(raw)
 
 
-def exchange(port: int, data: bytes, *, tls: bool = False, timeout: float = 30.0) -> Reply:
+def exchange(
+    port: int, data: bytes, *, tls: bool = False, timeout: float = 30.0, source: str | None = None
+) -> Reply:
     """Send ``data`` (all of it, unless the server stops reading) and read the answer."""
-    with connect(port, tls=tls, timeout=timeout) as sock:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # answered early (413, 400)
-            sock.sendall(data)
+    import select
+
+    with connect(port, tls=tls, timeout=timeout, source=source) as sock:
+        # In pieces, stopping once the server answers (413, 400): writing on into a socket it has
+        # closed would reset the connection and lose the answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for start in range(0, len(data), 1 << 16):
+                if start and select.select([sock], [], [], 0)[0]:
+                    break
+                sock.sendall(data[start : start + (1 << 16)])
         return read_reply(sock, timeout)
 
 

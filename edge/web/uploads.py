@@ -54,6 +54,8 @@ OVERHEAD_BYTES = 64 * 1024
 MAX_PARTS = 16
 MAX_PART_HEADER_BYTES = 8192
 MAX_BOUNDARY = 70
+#: Loading the upload model at start-up (a FIFO or a stuck file system must not hang slr-web).
+DESCRIBE_TIMEOUT_S = 300.0
 FIELD = b"file"
 
 
@@ -357,7 +359,13 @@ async def describe_model(model: str) -> dict[str, Any]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    out, _ = await proc.communicate()
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), DESCRIBE_TIMEOUT_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise ValueError(f"loading model {model!r} took over {DESCRIBE_TIMEOUT_S:.0f} s; gave up") from None
     lines = out.decode("utf-8", "replace").strip().splitlines()
     message = json.loads(lines[-1]) if lines else {}
     if "model" not in message:
