@@ -490,61 +490,6 @@ def _dropped_total(metrics_text: str) -> tuple[int, dict[str, float]]:
     return int(sum(counts.values())), counts
 
 
-def test_web_bridge_survives_the_rogue_publisher(
-    web: tuple[RoguePublisher, int, subprocess.Popen[bytes], Path],
-) -> None:
-    rogue, port, proc, log = web
-    figures = Figures("slr-web bridge")
-    source = _status_source(port)
-    joined = rogue.until(
-        frames_of("status", status_message("probe-start")), lambda: source() == "probe-start", 60
-    )
-    assert joined, "slr-web never received the first status"
-    for index, case in enumerate(CASES):
-        figures.cases += 1
-        rogue.send(case.frames)
-        marker = f"probe-{index:03d}"
-        probe = frames_of("status", status_message(marker, seq=index))
-        if not rogue.until(probe, lambda m=marker: source() == m, PROBE_TIMEOUT_S, every=0.1):  # type: ignore[misc]
-            alive = proc.poll() is None
-            figures.hangs += alive
-            figures.deaths += not alive
-            figures.problems.append(f"{case.name}: /api/status never showed the probe")
-            if not alive:
-                break
-            continue
-        health, body = _get(port, "/healthz")
-        if health != 200:
-            figures.wrong_codes += 1
-            figures.problems.append(f"{case.name}: /healthz {health} {body[:200]!r}")
-        figures.drops_expected += case.reason is not None and not case.huge
-    status, metrics = _get(port, "/metrics")
-    assert status == 200
-    text = metrics.decode()
-    figures.drops_counted, by_reason = _dropped_total(text)
-    if figures.drops_counted != figures.drops_expected:
-        figures.problems.append(
-            f"/metrics counts {figures.drops_counted} ({by_reason}), expected {figures.drops_expected}"
-        )
-    reader_errors = re.search(r'^slovo_web_errors_total\{kind="bridge"\} (\S+)$', text, re.M)
-    if reader_errors and float(reader_errors[1]):
-        figures.problems.append(f"reader errors: {reader_errors[1]}")
-    if proc.poll() is not None:
-        figures.deaths += 1
-        figures.problems.append(f"slr-web exited with {proc.returncode}")
-    logged = log.read_text(errors="replace")
-    figures.tracebacks = sum(logged.count(marker) for marker in CRASH_MARKERS)
-    if figures.tracebacks:
-        figures.problems.append(f"tracebacks in the log:\n{logged[-3000:]}")
-    # Rate-limited: at most a few lines per reason, not one per dropped message.
-    drop_lines = logged.count("dropped an invalid message")
-    if drop_lines > 3 * len(DROP_REASONS):
-        figures.problems.append(
-            f"{drop_lines} drop log lines for {figures.drops_counted} drops: not rate-limited"
-        )
-    figures.check()
-
-
 def test_web_bridge_keeps_healthz_200_through_the_defects_of_issue_16(
     web: tuple[RoguePublisher, int, subprocess.Popen[bytes], Path],
 ) -> None:

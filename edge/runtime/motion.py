@@ -53,7 +53,10 @@ def small_grey(rgb: np.ndarray, long_side: int = SMALL_LONG_SIDE) -> np.ndarray:
 
 
 def changed_fraction(
-    reference: np.ndarray, current: np.ndarray, min_delta: float = MIN_DELTA, noise_factor: float = NOISE_FACTOR
+    reference: np.ndarray,
+    current: np.ndarray,
+    min_delta: float = MIN_DELTA,
+    noise_factor: float = NOISE_FACTOR,
 ) -> float:
     """The share (0..1) of pixels of two small grey copies that differ beyond the noise threshold."""
     diff = current - reference
