@@ -151,8 +151,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_model(args: argparse.Namespace) -> int:
-    from edge.runtime.inference import load_model
+    from edge.runtime.inference import check_threads, load_model
 
+    check_threads(args.threads)  # before the model: a bad --threads must not look like a bad model
     model = load_model(args.model)
     info = model.info
     summary = {

@@ -176,11 +176,10 @@ class DaemonConfig:
 
 def check_endpoint(endpoint: str, *, allow_remote: bool) -> None:
     """Accept ``tcp://host:port`` or ``ipc://path``; a non-loopback tcp host needs ``allow_remote``."""
+    shown = settings.shown_value(endpoint)
     scheme, sep, rest = endpoint.partition("://")
     if not sep or scheme not in ("tcp", "ipc") or not rest:
-        raise ConfigError(
-            f"endpoint must look like tcp://127.0.0.1:5556 or ipc:///run/slr.sock, got {endpoint!r}"
-        )
+        raise ConfigError(f"endpoint must look like tcp://127.0.0.1:5556 or ipc:///run/slr.sock, got {shown}")
     if scheme == "ipc":
         return
     parts = urlsplit(endpoint)
@@ -189,10 +188,10 @@ def check_endpoint(endpoint: str, *, allow_remote: bool) -> None:
     except ValueError:
         port = None
     if port is None or not parts.hostname:
-        raise ConfigError(f"tcp endpoint needs a host and a numeric port, got {endpoint!r}")
+        raise ConfigError(f"tcp endpoint needs a host and a numeric port, got {shown}")
     if not allow_remote and not is_loopback(endpoint):
         raise ConfigError(
-            f"endpoint {endpoint!r} is not loopback; pass --allow-remote (allow_remote = true) to expose it"
+            f"endpoint {shown} is not loopback; pass --allow-remote (allow_remote = true) to expose it"
         )
 
 
