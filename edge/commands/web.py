@@ -160,7 +160,9 @@ def check_tls(cert: str, key: str) -> None:
 def listen_socket(host: str, port: int) -> socket.socket:
     """The server's listening socket, bound here so a taken port is one clear line (``OSError``)."""
     host = host.strip("[]")
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    # "localhost" may resolve to ::1 first; the page's documented address is 127.0.0.1.
+    family, kind, proto, _, address = min(found, key=lambda info: info[0] != socket.AF_INET)
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -203,6 +205,9 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         sock = listen_socket(args.host, args.port)
+    except socket.gaierror as exc:  # a --host that names nothing is a bad option
+        print(f"slr-web: error: --host {args.host}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
         print(
             f"slr-web: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
