@@ -3,7 +3,7 @@
 # This is the one install recipe: the README, slovo-edge.service's header and the deployment test
 # (tests/test_deploy_systemd.py) all run it.
 #
-#   sudo systemd/install.sh [--python PYTHON] [--web] WHEEL
+#   sudo systemd/install.sh [--python PYTHON] [--web] [--mqtt] WHEEL
 #
 # WHEEL is slovo-edge's wheel (build it anywhere with `python3 -m pip wheel --no-deps -w dist .`).
 # Steps: check the interpreter is CPython 3.11 or 3.12 -> a fresh venv in /opt/slovo-edge/venv ->
@@ -12,6 +12,7 @@
 # what the daemon imports -> the unit, an example config (never overwriting yours) and the docs
 # the unit's Documentation= names. Stop the service before upgrading: the venv is recreated.
 # --web also installs the dashboard (slr-web): requirements-web.lock on top, and slovo-web.service.
+# --mqtt also installs the MQTT bridge (slr-mqtt): requirements-mqtt.lock on top, and slovo-mqtt.service.
 # pip's own settings apply, e.g. PIP_NO_INDEX=1 PIP_FIND_LINKS=/path/to/wheels for an offline install.
 # Then: put the model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-edge/config.toml, and
 # `systemctl enable --now slovo-edge`.
@@ -21,9 +22,10 @@ PREFIX=/opt/slovo-edge
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=python3
 WEB=0
+MQTT=0
 
 usage() {
-  echo "usage: $0 [--python PYTHON] [--web] WHEEL" >&2
+  echo "usage: $0 [--python PYTHON] [--web] [--mqtt] WHEEL" >&2
   exit 2
 }
 
@@ -31,7 +33,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --python) [ $# -ge 2 ] || usage; PYTHON="$2"; shift 2 ;;
     --web) WEB=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --mqtt) MQTT=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) usage ;;
     *) break ;;
   esac
@@ -59,6 +62,10 @@ if [ "$WEB" = 1 ]; then
   echo "==> dashboard dependencies (requirements-web.lock)"
   $PIP install --quiet --no-deps --no-compile --only-binary=:all: -r "$SRC/requirements-web.lock"
 fi
+if [ "$MQTT" = 1 ]; then
+  echo "==> MQTT bridge dependencies (requirements-mqtt.lock)"
+  $PIP install --quiet --no-deps --no-compile --only-binary=:all: -r "$SRC/requirements-mqtt.lock"
+fi
 echo "==> slovo-edge ($(basename "$WHEEL"))"
 $PIP install --quiet --no-deps --no-compile "$WHEEL"
 # Bytecode for what the daemon imports only (the service cannot write it later), then drop pip:
@@ -69,11 +76,17 @@ $PIP uninstall --quiet --yes pip setuptools
 if [ "$WEB" = 1 ]; then
   "$PREFIX/venv/bin/slr-web" --version
 fi
+if [ "$MQTT" = 1 ]; then
+  "$PREFIX/venv/bin/slr-mqtt" --version
+fi
 
 echo "==> unit, config, docs"
 install -D -m 0644 "$SRC/systemd/slovo-edge.service" /etc/systemd/system/slovo-edge.service
 if [ "$WEB" = 1 ]; then
   install -D -m 0644 "$SRC/systemd/slovo-web.service" /etc/systemd/system/slovo-web.service
+fi
+if [ "$MQTT" = 1 ]; then
+  install -D -m 0644 "$SRC/systemd/slovo-mqtt.service" /etc/systemd/system/slovo-mqtt.service
 fi
 if [ -e /etc/slovo-edge/config.toml ]; then
   echo "keeping the existing /etc/slovo-edge/config.toml"
@@ -89,4 +102,8 @@ echo "installed. Next: model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-
 echo "  systemctl enable --now slovo-edge && journalctl -fu slovo-edge"
 if [ "$WEB" = 1 ]; then
   echo "  systemctl enable --now slovo-web    # the dashboard, http://127.0.0.1:8080/"
+fi
+if [ "$MQTT" = 1 ]; then
+  echo "  set [mqtt] in /etc/slovo-edge/config.toml, the password in /etc/slovo-edge/mqtt.password (0600), then"
+  echo "  systemctl enable --now slovo-mqtt   # the MQTT bridge"
 fi
