@@ -30,7 +30,7 @@ def tool(name: str) -> str:
 
 @dataclass
 class Broker:
-    """One mosquitto process; :meth:`restart` keeps the port (retained messages are not persisted)."""
+    """One mosquitto process; a restart keeps the port, retained messages and persistent sessions."""
 
     workdir: Path
     port: int = field(default_factory=free_port)
@@ -45,7 +45,7 @@ class Broker:
         self.conf = self.workdir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {self.passwords}\n"
-            "persistence false\nlog_dest stderr\nlog_type all\n"
+            f"persistence true\npersistence_location {self.workdir}/\nlog_dest stderr\nlog_type all\n"
             # as root, mosquitto would switch to the mosquitto user, who cannot read the test's files
             f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
         )
@@ -75,12 +75,19 @@ class Broker:
 
 
 class Recorder:
-    """An independent paho subscriber: every (topic, payload, retained) the broker delivers."""
+    """An independent paho subscriber: every (topic, payload, retained) the broker delivers.
+
+    Its session is persistent (QoS 1), so across a broker restart it gets what was published while it
+    was reconnecting, like a real consumer would.
+    """
 
     def __init__(self, port: int, topic: str = "#") -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"recorder-{time.time_ns()}")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"recorder-{time.time_ns()}", clean_session=False
+        )
+        self.client.reconnect_delay_set(1, 2)
         self.client.username_pw_set(USER, PASSWORD)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
