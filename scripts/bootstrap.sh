@@ -12,7 +12,7 @@ _slovo_bootstrap() {
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" || return 1
   venv="${SLOVO_VENV:-$root/.venv}"
   python="${PYTHON:-python3}"
-  extras="${SLOVO_EXTRAS:-edge,web,train,dev}"
+  extras="${SLOVO_EXTRAS:-edge,web,mqtt,train,dev}"
 
   if [ ! -x "$venv/bin/python" ]; then
     echo "==> creating virtualenv $venv"

@@ -18,11 +18,13 @@ source "$ROOT/scripts/bootstrap.sh" || exit 1
 # the deployment tests (pytest -m deploy: the unit booted with systemd-nspawn in an mmdebstrap root
 # filesystem, the arm64 image built with podman and run under qemu-user) the rest; ffmpeg serves
 # live network-camera streams to the fault, latency and segment tests; espeak-ng is slr-speak's
-# text-to-speech engine (its tests write WAVs with it).
+# text-to-speech engine (its tests write WAVs with it); mosquitto is the
+# broker of the MQTT bridge's tests.
 missing=""
 for pair in systemd-analyze:systemd mmdebstrap:mmdebstrap arch-test:arch-test \
             systemd-nspawn:systemd-container qemu-aarch64-static:qemu-user-static podman:podman \
-            ffmpeg:ffmpeg espeak-ng:espeak-ng; do
+            ffmpeg:ffmpeg espeak-ng:espeak-ng \
+            mosquitto:mosquitto mosquitto_sub:mosquitto-clients; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
 done
 if [ -n "$missing" ]; then

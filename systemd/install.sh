@@ -3,7 +3,7 @@
 # This is the one install recipe: the README, slovo-edge.service's header and the deployment test
 # (tests/test_deploy_systemd.py) all run it.
 #
-#   sudo systemd/install.sh [--python PYTHON] [--web] [--speak] WHEEL
+#   sudo systemd/install.sh [--python PYTHON] [--web] [--speak] [--mqtt] WHEEL
 #
 # WHEEL is slovo-edge's wheel (build it anywhere with `python3 -m pip wheel --no-deps -w dist .`).
 # Steps: check the interpreter is CPython 3.11 or 3.12 -> a fresh venv in /opt/slovo-edge/venv ->
@@ -14,6 +14,7 @@
 # --web also installs the dashboard (slr-web): requirements-web.lock on top, and slovo-web.service.
 # --speak also installs speech output (slr-speak): espeak-ng (apt-get, if it is missing) and
 # slovo-speak.service.
+# --mqtt also installs the MQTT bridge (slr-mqtt): requirements-mqtt.lock on top, and slovo-mqtt.service.
 # pip's own settings apply, e.g. PIP_NO_INDEX=1 PIP_FIND_LINKS=/path/to/wheels for an offline install.
 # Then: put the model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-edge/config.toml, and
 # `systemctl enable --now slovo-edge`.
@@ -24,9 +25,10 @@ SRC="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=python3
 WEB=0
 SPEAK=0
+MQTT=0
 
 usage() {
-  echo "usage: $0 [--python PYTHON] [--web] [--speak] WHEEL" >&2
+  echo "usage: $0 [--python PYTHON] [--web] [--speak] [--mqtt] WHEEL" >&2
   exit 2
 }
 
@@ -35,7 +37,8 @@ while [ $# -gt 0 ]; do
     --python) [ $# -ge 2 ] || usage; PYTHON="$2"; shift 2 ;;
     --web) WEB=1; shift ;;
     --speak) SPEAK=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --mqtt) MQTT=1; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) usage ;;
     *) break ;;
   esac
@@ -63,6 +66,10 @@ if [ "$WEB" = 1 ]; then
   echo "==> dashboard dependencies (requirements-web.lock)"
   $PIP install --quiet --no-deps --no-compile --only-binary=:all: -r "$SRC/requirements-web.lock"
 fi
+if [ "$MQTT" = 1 ]; then
+  echo "==> MQTT bridge dependencies (requirements-mqtt.lock)"
+  $PIP install --quiet --no-deps --no-compile --only-binary=:all: -r "$SRC/requirements-mqtt.lock"
+fi
 echo "==> slovo-edge ($(basename "$WHEEL"))"
 $PIP install --quiet --no-deps --no-compile "$WHEEL"
 # Bytecode for what the daemon imports only (the service cannot write it later), then drop pip:
@@ -82,6 +89,9 @@ if [ "$SPEAK" = 1 ]; then
   fi
   "$PREFIX/venv/bin/slr-speak" --version
 fi
+if [ "$MQTT" = 1 ]; then
+  "$PREFIX/venv/bin/slr-mqtt" --version
+fi
 
 echo "==> unit, config, docs"
 install -D -m 0644 "$SRC/systemd/slovo-edge.service" /etc/systemd/system/slovo-edge.service
@@ -90,6 +100,9 @@ if [ "$WEB" = 1 ]; then
 fi
 if [ "$SPEAK" = 1 ]; then
   install -D -m 0644 "$SRC/systemd/slovo-speak.service" /etc/systemd/system/slovo-speak.service
+fi
+if [ "$MQTT" = 1 ]; then
+  install -D -m 0644 "$SRC/systemd/slovo-mqtt.service" /etc/systemd/system/slovo-mqtt.service
 fi
 if [ -e /etc/slovo-edge/config.toml ]; then
   echo "keeping the existing /etc/slovo-edge/config.toml"
@@ -108,4 +121,8 @@ if [ "$WEB" = 1 ]; then
 fi
 if [ "$SPEAK" = 1 ]; then
   echo "  systemctl enable --now slovo-speak  # recognised signs spoken (espeak-ng, voice ru)"
+fi
+if [ "$MQTT" = 1 ]; then
+  echo "  set [mqtt] in /etc/slovo-edge/config.toml, the password in /etc/slovo-edge/mqtt.password (0600), then"
+  echo "  systemctl enable --now slovo-mqtt   # the MQTT bridge"
 fi

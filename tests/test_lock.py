@@ -27,6 +27,8 @@ from edge.runtime.settings import tomllib
 
 PYTHONS = ("3.11", "3.12")
 MACHINES = ("x86_64", "aarch64")
+#: slr-mqtt's dependencies, installed on top of the edge lock like the web lock.
+MQTT_LOCK_FILE = REPO_ROOT / "requirements-mqtt.lock"
 
 
 Lock = tuple[dict[str, Version], set[str], dict[str, str]]
@@ -96,7 +98,9 @@ def check_requirement(requirement: Requirement, pins: dict[str, Version], replac
 
 
 @pytest.mark.parametrize(
-    ("lock", "extra"), [(LOCK_FILE, "edge"), (WEB_LOCK_FILE, "web")], ids=("edge", "web")
+    ("lock", "extra"),
+    [(LOCK_FILE, "edge"), (WEB_LOCK_FILE, "web"), (MQTT_LOCK_FILE, "mqtt")],
+    ids=("edge", "web", "mqtt"),
 )
 def test_lock_pins_every_requirement_of_its_extra(lock: Path, extra: str) -> None:
     pins, excluded, replaced = read_installed(lock)
@@ -123,7 +127,9 @@ def test_lock_reader_sees_drift(tmp_path: Path) -> None:
 
 @pytest.fixture(
     scope="module",
-    params=[(lock, p, m) for lock in (LOCK_FILE, WEB_LOCK_FILE) for p in PYTHONS for m in MACHINES],
+    params=[
+        (lock, p, m) for lock in (LOCK_FILE, WEB_LOCK_FILE, MQTT_LOCK_FILE) for p in PYTHONS for m in MACHINES
+    ],
     ids=lambda lpm: "-".join([lpm[0].stem.split("-")[1], *lpm[1:]]),
 )
 def resolved(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:

@@ -39,6 +39,8 @@ LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 #: What the daemon classifies and publishes: sliding windows (``prediction``/``sign``), sign
 #: segments (``segment``), or both.
 PUBLISH_MODES = ("windows", "segments", "both")
+#: Tables of the config file that other programs read (``slr-mqtt``: ``[mqtt]``); the daemon skips them.
+OTHER_TABLES = ("mqtt",)
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ def check_endpoint(endpoint: str, *, allow_remote: bool) -> None:
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Setting values from a TOML file; unknown keys and syntax errors are :class:`ConfigError`."""
-    return settings.read_toml(DaemonConfig, path)
+    return settings.read_toml(DaemonConfig, path, skip_tables=OTHER_TABLES)
 
 
 def read_env(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -252,11 +252,11 @@ def _choice(choices: tuple[Any, ...], value: Any) -> Any:
     return None
 
 
-def read_toml(cls: type, path: str | Path) -> dict[str, Any]:
-    """Setting values from a TOML file; unknown keys, wrong types, bad syntax: :class:`ConfigError`."""
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """The whole TOML file as a dict; a missing, unreadable or malformed file is a :class:`ConfigError`."""
     path = Path(path)
     try:
-        data = tomllib.loads(read_regular_file(path).decode("utf-8"))
+        return tomllib.loads(read_regular_file(path).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:
@@ -271,16 +271,29 @@ def read_toml(cls: type, path: str | Path) -> dict[str, Any]:
     except ValueError as exc:  # tomllib lets int()'s own errors through: an integer of 5000 digits
         reason = error_line(exc).split(";")[0]  # not int()'s advice to call sys.set_int_max_str_digits
         raise ConfigError(f"config file {path}: unusable value ({reason})") from None
+
+
+def read_table(cls: type, data: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """Setting values from one TOML table; unknown keys and wrong types are :class:`ConfigError`."""
     known = declared(cls)
     values: dict[str, Any] = {}
     for raw_key, value in data.items():
         key = raw_key.replace("-", "_")
         if key not in known:
-            raise ConfigError(
-                f"config file {path}: unknown key {shown_value(raw_key)} (known: {', '.join(known)})"
-            )
-        values[key] = coerce(known[key], value, f"config file {path}")
+            raise ConfigError(f"{origin}: unknown key {shown_value(raw_key)} (known: {', '.join(known)})")
+        values[key] = coerce(known[key], value, origin)
     return values
+
+
+def read_toml(cls: type, path: str | Path, *, skip_tables: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Setting values from a TOML file's top level; unknown keys, wrong types, bad syntax: ConfigError.
+
+    ``skip_tables`` names tables that belong to other programs sharing the file (the daemon skips
+    ``[mqtt]``, which ``slr-mqtt`` reads); only tables are skipped, a plain key of that name is unknown.
+    """
+    data = load_toml(path)
+    mine = {k: v for k, v in data.items() if not (k in skip_tables and isinstance(v, dict))}
+    return read_table(cls, mine, f"config file {path}")
 
 
 def read_env(cls: type, environ: Mapping[str, str], prefix: str) -> dict[str, Any]:
