@@ -220,7 +220,7 @@ def test_image_runs_the_daemon_and_its_healthcheck_follows_progress(
         assert daemon.wait(60) == 0
         print(f"emulated daemon stopped {time.monotonic() - stopping:.1f} s after SIGTERM")
         silent = healthcheck(container_root, config, env)
-        assert silent.returncode == 1 and "no status" in silent.stdout
+        assert silent.returncode == 1 and "no valid status" in silent.stdout
     finally:
         subscriber.close()
         if daemon.poll() is None:
