@@ -242,3 +242,27 @@ def test_annotation_index_finds_any_extension_and_subfolder(tmp_path: Path) -> N
     assert jobs["tr"].video == tmp_path / "train" / "tr.mp4"
     assert jobs["te"].video == tmp_path / "test" / "te.gif"
     assert jobs["notes"].video is None and "no video notes.*" in (jobs["notes"].error or "")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path):
+    """A 32 KiB tmpfs: too small for one clip's landmarks (needs root, as CI and the deploy tests do)."""
+    mount_point = tmp_path / "full"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.fail(f"this test mounts a small tmpfs and needs root: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_full_disk_is_one_failure_line_without_a_traceback(full_disk: Path, short_clip: Path) -> None:
+    result = run_cli(short_clip, "-o", full_disk)
+    assert result.returncode == 1, result.stderr
+    assert "No space left on device" in result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
+    assert list(full_disk.iterdir()) == []  # no partial .npz, no temporary file left behind

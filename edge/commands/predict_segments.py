@@ -13,6 +13,7 @@ registers these options and hands over.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -162,14 +163,16 @@ def _segment_video(args: argparse.Namespace, options: SegmentOptions) -> FileSeg
     from edge.runtime.file_segments import segment_frames
     from edge.runtime.holistic import HolisticExtractor
     from edge.runtime.inference import load_model
+    from edge.runtime.prefetch import prefetched
     from edge.runtime.sources import open_source
 
     model = load_model(args.model, threads=args.threads)
     source = open_source(args.video, warn_truncated=False)  # a bad file fails before MediaPipe loads
-    with source:
+    # Decoded ahead in a thread, as slr-extract does: captioning costs no more than extraction.
+    with source, contextlib.closing(prefetched(source)) as frames:
         with HolisticExtractor(quiet=True) as extractor:
             bar = tqdm(
-                source,
+                frames,
                 desc="episodes",
                 unit="frame",
                 total=source.expected_frames,

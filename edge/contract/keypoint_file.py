@@ -8,6 +8,7 @@ leaves a half-written ``.npz`` that resume logic would mistake for a finished vi
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 import zipfile
@@ -74,13 +75,12 @@ def save_keypoints(
     clip = _validated(landmarks, timestamps, fps, f"cannot save {str(path)!r}")
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=TEMP_SUFFIX)
     try:
-        with os.fdopen(fd, "wb") as handle:  # a file object, so numpy does not append ".npz"
-            np.savez(
-                handle,
-                landmarks=clip.landmarks,
-                timestamps=clip.timestamps,
-                fps=np.float64(clip.fps),
-            )
+        # The archive is built in memory and written in one go: a zip writer on the file itself
+        # leaves a half-closed ZipFile behind on a full disk, whose finaliser prints a traceback.
+        archive = io.BytesIO()
+        np.savez(archive, landmarks=clip.landmarks, timestamps=clip.timestamps, fps=np.float64(clip.fps))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(archive.getbuffer())
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, new_file_mode())  # mkstemp makes 0600; follow the umask like open() does

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import queue
-import threading
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -23,16 +21,14 @@ from edge.contract.keypoint_file import KEYPOINT_SUFFIX, KeypointFileError, save
 from edge.contract.model_contract import DEFAULT_FPS
 from edge.dataset.jobs import Job, JobResult
 from edge.runtime.holistic import ExtractorError, HolisticExtractor
+from edge.runtime.prefetch import prefetched
 from edge.runtime.resample import measured_fps
-from edge.runtime.sources import Frame, SourceError, VideoSource, open_source, quiet_opencv_warnings
+from edge.runtime.sources import SourceError, VideoSource, open_source, quiet_opencv_warnings
 from edge.util.logs import error_line
 
 PROG = "slr-extract"
 #: A job may take a worker process down with it (native crash); it is retried once, then failed.
 MAX_ATTEMPTS = 2
-#: Frames decoded ahead of MediaPipe (720p RGB: 2.7 MB each).
-PREFETCH_FRAMES = 4
-_END = object()
 
 _extractor: HolisticExtractor | None = None
 _init_error: str | None = None
@@ -62,47 +58,6 @@ def extract_source(extractor: HolisticExtractor, source: VideoSource) -> tuple[n
             landmarks.append(extractor.extract(frame.rgb))
             timestamps.append(frame.timestamp)
     return np.stack(landmarks), np.asarray(timestamps, dtype=np.float64)
-
-
-def prefetched(frames: Iterable[Frame], depth: int = PREFETCH_FRAMES) -> Generator[Frame, None, None]:
-    """Iterate ``frames`` while a thread decodes up to ``depth`` frames ahead.
-
-    OpenCV and MediaPipe both release the GIL, so decoding (about a quarter of MediaPipe's time
-    for 720p H.264) overlaps extraction instead of adding to it. Exceptions from the decoding
-    side are re-raised here; stopping early stops the thread.
-    """
-    slots: queue.Queue[object] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for frame in frames:
-                if not put(frame):
-                    return
-            put(_END)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            put(exc)
-
-    thread = threading.Thread(target=produce, name="slr-extract-decode", daemon=True)
-    thread.start()
-    try:
-        while (item := slots.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, Frame)  # the queue holds frames, _END or an exception
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def extract_video(job_id: str, video: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> JobResult:
