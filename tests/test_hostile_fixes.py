@@ -323,3 +323,62 @@ def test_listen_stops_on_ctrl_c_even_if_started_with_sigint_ignored(tmp_path: Pa
         proc.kill()
         proc.communicate()
     assert proc.returncode == 130  # interrupted (README's rule)
+
+
+# -- a network camera that turns into a decompression bomb ------------------------------------
+
+
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_mjpeg_camera_that_starts_sending_8192_squared_frames_keeps_memory_bounded(
+    tmp_path: Path, sample_video: Path, tiny_onnx_path: Path
+) -> None:
+    """Normal frames first (the open sees a sane size), then 8192x8192 JPEGs (~1 MB each, 200 MB
+    decoded): OpenCV hands each over scaled to the size the stream opened with, or the pixel cap
+    skips it with a warning; either way the daemon keeps running and publishing, and its peak
+    memory stays far from the 1.3 GB such a stream cost before the cap (547 MiB measured, ~100 MiB
+    above a plain stream)."""
+    import cv2
+    from deploy_support import MjpegCamera, free_port, jpeg_frames, make_clip
+
+    from edge.runtime.publisher import Subscriber
+
+    bomb = cv2.imencode(".jpg", np.zeros((8192, 8192, 3), np.uint8))[1].tobytes()
+    normal = jpeg_frames(make_clip(sample_video, tmp_path / "clip.mp4", frames=6))
+    camera = MjpegCamera(normal + [bomb] * 6, fps=10)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    daemon = subprocess.Popen(
+        [str(BIN / "slr-edge"), "run", "--model", str(tiny_onnx_path), "--source", camera.url,
+         "--endpoint", endpoint, "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    statuses: list[dict] = []
+    try:
+        with Subscriber(endpoint, ("status",)) as subscriber:
+            deadline = time.monotonic() + 120
+            # Until the camera has sent every bomb of its loop at least twice while the daemon watched.
+            while time.monotonic() < deadline and not (statuses and camera.served >= 3 * len(camera.frames)):
+                received = subscriber.recv(1.0)
+                if received is not None:
+                    statuses.append(received[1])
+            assert daemon.poll() is None, "the daemon died on the oversized frames"
+            peak_mb = _peak_rss_mb(daemon.pid)
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+    finally:
+        camera.die()
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    print(f"\nFIGURE mjpeg 8192x8192 bomb: peak RSS {peak_mb:.0f} MiB, {camera.served} frames served")
+    assert camera.served >= 3 * len(camera.frames), "the camera never got through its loop"
+    assert statuses and statuses[-1]["camera"] == "ok"
+    assert peak_mb < 900, f"peak RSS {peak_mb:.0f} MiB"
+    assert daemon.returncode == 0
+    assert "Traceback" not in stderr
