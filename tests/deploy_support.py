@@ -30,6 +30,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCK_FILE = REPO_ROOT / "requirements-edge.lock"
 #: The dashboard's lock (slovo-edge[web]), installed on top of LOCK_FILE.
 WEB_LOCK_FILE = REPO_ROOT / "requirements-web.lock"
+#: The MQTT bridge's lock (slovo-edge[mqtt]), installed on top of LOCK_FILE.
+MQTT_LOCK_FILE = REPO_ROOT / "requirements-mqtt.lock"
 CACHE = Path(os.environ.get("SLOVO_DEPLOY_CACHE", "/var/cache/slovo-edge-tests"))
 SUITE = "bookworm"
 #: The files of a checkout that systemd/install.sh reads (besides the wheel).
@@ -38,8 +40,11 @@ INSTALL_FILES = (
     "systemd/slovo-edge.service",
     "systemd/slovo-edge.toml.example",
     "systemd/slovo-web.service",
+    "systemd/slovo-speak.service",
+    "systemd/slovo-mqtt.service",
     "requirements-edge.lock",
     "requirements-web.lock",
+    "requirements-mqtt.lock",
     "README.md",
     "docs/PROTOCOL.md",
 )
@@ -146,10 +151,11 @@ def build_requirements() -> list[str]:
 
 
 def wheelhouse(machine: str, python: str = "3.11") -> Path:
-    """Cached folder: both locks' wheels for CPython ``python`` on Linux ``machine``, and the build
+    """Cached folder: the three locks' wheels for CPython ``python`` on Linux ``machine``, and the build
     backend."""
     extra = build_requirements()
-    key = short_hash(LOCK_FILE.read_bytes(), WEB_LOCK_FILE.read_bytes(), machine, python, *extra)
+    locks = (LOCK_FILE, WEB_LOCK_FILE, MQTT_LOCK_FILE)
+    key = short_hash(*(lock.read_bytes() for lock in locks), machine, python, *extra)
     with cache_entry(f"wheels-cp{python.replace('.', '')}-{machine}-{key}") as path:
         if not path.exists():
             partial = path.with_name(path.name + ".partial")
@@ -160,7 +166,7 @@ def wheelhouse(machine: str, python: str = "3.11") -> Path:
                 "--python-version", python, "--implementation", "cp", "--dest", partial,
                 "--progress-bar", "off", "--disable-pip-version-check",
             ]  # fmt: skip
-            run([*common, *platform_args, "-r", LOCK_FILE, "-r", WEB_LOCK_FILE], timeout=1200)
+            run([*common, *platform_args, *(arg for lock in locks for arg in ("-r", lock))], timeout=1200)
             run([*common, *extra], timeout=600)
             partial.rename(path)
     return path
@@ -246,10 +252,13 @@ class BootedContainer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise DeployError(f"systemd-nspawn exited with {self.process.returncode}")
+            # The container's init is nspawn's child once it has exec'd systemd: before that the
+            # child is nspawn's own helper, and nsenter into it reaches no systemd (a loaded
+            # machine makes that window long enough to hit).
             with contextlib.suppress(OSError):
-                pids = children.read_text().split()
-                if pids:
-                    return int(pids[0])
+                for pid in children.read_text().split():
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
+                        return int(pid)
             time.sleep(0.1)
         raise DeployError("the container's init did not start")
 
@@ -283,6 +292,10 @@ class BootedContainer:
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
+                # SIGKILL of the container's init ends its whole PID namespace; nspawn's process
+                # group alone would leave the booted system running on the host's ports.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.init_pid, signal.SIGKILL)
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
         self._log.close()

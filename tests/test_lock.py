@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_support import LOCK_FILE, REPO_ROOT, WEB_LOCK_FILE, manylinux_platforms
+from deploy_support import LOCK_FILE, MQTT_LOCK_FILE, REPO_ROOT, WEB_LOCK_FILE, manylinux_platforms
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -27,8 +27,6 @@ from edge.runtime.settings import tomllib
 
 PYTHONS = ("3.11", "3.12")
 MACHINES = ("x86_64", "aarch64")
-#: slr-mqtt's dependencies, installed on top of the edge lock like the web lock.
-MQTT_LOCK_FILE = REPO_ROOT / "requirements-mqtt.lock"
 
 
 Lock = tuple[dict[str, Version], set[str], dict[str, str]]
