@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -186,6 +187,27 @@ def copy_install_files(dest: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, target)
     return dest
+
+
+def installed_rootfs(dest: Path, packages: Sequence[str], *flags: str) -> tuple[Path, str]:
+    """A bookworm root filesystem of ``packages`` in ``dest`` with slovo-edge installed the way the
+    README says: ``systemd/install.sh [FLAGS] WHEEL``, run inside it by ``systemd-nspawn``, offline
+    from the cached wheelhouse. Returns the root and the recipe's output; nothing is booted."""
+    machine = platform.machine()
+    root = extract_rootfs(rootfs_tar({"x86_64": "amd64", "aarch64": "arm64"}[machine], packages), dest)
+    wheels = root / "root" / "wheels"
+    shutil.copytree(wheelhouse(machine), wheels)
+    wheel = build_wheel(wheels)
+    copy_install_files(root / "root" / "slovo-edge")
+    result = run(
+        [
+            "systemd-nspawn", "--quiet", "-D", root, "--register=no", "--keep-unit",
+            "--setenv=PIP_NO_INDEX=1", "--setenv=PIP_FIND_LINKS=/root/wheels",
+            "/root/slovo-edge/systemd/install.sh", *flags, f"/root/wheels/{wheel.name}",
+        ],
+        timeout=900,
+    )  # fmt: skip
+    return root, result.stdout
 
 
 def make_clip(source: Path, dest: Path, frames: int = 24, width: int | None = None) -> Path:

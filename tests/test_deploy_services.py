@@ -21,8 +21,6 @@ speech; no journal holds a traceback or the broker password.
 from __future__ import annotations
 
 import json
-import platform
-import shutil
 import socket
 import time
 import urllib.request
@@ -31,15 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_support import (
-    BootedContainer,
-    build_wheel,
-    copy_install_files,
-    extract_rootfs,
-    rootfs_tar,
-    run,
-    wheelhouse,
-)
+from deploy_support import BootedContainer, installed_rootfs, run
 from helpers_mqtt import PASSWORD, USER, Broker, Recorder
 
 from edge.contract.protocol import validate
@@ -48,7 +38,6 @@ pytestmark = pytest.mark.deploy
 
 UNITS = ("slovo-edge.service", "slovo-mqtt.service", "slovo-speak.service", "slovo-web.service")
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "espeak-ng")
-MACHINE = {"x86_64": "x86_64", "aarch64": "aarch64"}
 DEVICE = "hall"
 #: The shipped units' defaults: the daemon's endpoint (slr-speak's and slr-web's default too) and
 #: the dashboard's port.
@@ -86,21 +75,8 @@ def booted(
     for port in (DAEMON_PORT, WEB_PORT):
         if not _port_is_free(port):
             pytest.fail(f"127.0.0.1:{port} is taken; the shipped units use it (stop what holds it)")
-    machine = MACHINE[platform.machine()]
     work = tmp_path_factory.mktemp("nspawn-services")
-    root = extract_rootfs(rootfs_tar("amd64" if machine == "x86_64" else "arm64", PACKAGES), work / "root")
-    wheels = root / "root" / "wheels"
-    shutil.copytree(wheelhouse(machine), wheels)
-    wheel = build_wheel(wheels)
-    copy_install_files(root / "root" / "slovo-edge")
-    run(
-        [
-            "systemd-nspawn", "--quiet", "-D", root, "--register=no", "--keep-unit",
-            "--setenv=PIP_NO_INDEX=1", "--setenv=PIP_FIND_LINKS=/root/wheels",
-            "/root/slovo-edge/systemd/install.sh", "--web", "--speak", "--mqtt", f"/root/wheels/{wheel.name}",
-        ],
-        timeout=900,
-    )  # fmt: skip
+    root, _ = installed_rootfs(work / "root", PACKAGES, "--web", "--speak", "--mqtt")
     state = root / "var" / "lib" / "slovo-edge"
     state.mkdir(parents=True, exist_ok=True)
     (state / "model.onnx").write_bytes(tiny_onnx_path.read_bytes())

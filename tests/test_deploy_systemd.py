@@ -15,27 +15,14 @@ filesystem and the wheels are cached in /var/cache/slovo-edge-tests; a warm run 
 from __future__ import annotations
 
 import json
-import platform
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_support import (
-    BootedContainer,
-    build_wheel,
-    copy_install_files,
-    dir_size_mb,
-    extract_rootfs,
-    free_port,
-    make_clip,
-    rootfs_tar,
-    run,
-    wheelhouse,
-)
+from deploy_support import BootedContainer, dir_size_mb, free_port, installed_rootfs, make_clip, run
 
 from edge.contract.protocol import validate
 from edge.runtime.journal import NATIVE_NOISE
@@ -48,7 +35,6 @@ PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv")
 #: WatchdogSec + RestartSec of the unit, plus 5 s to kill the frozen process and start the next.
 WATCHDOG_RESTART_LIMIT_S = 10 + 2 + 5
 DYNAMIC_UIDS = range(61184, 65520)  # systemd's DynamicUser= range
-MACHINE = {"x86_64": "x86_64", "aarch64": "aarch64"}
 
 
 @pytest.fixture(scope="module")
@@ -56,22 +42,9 @@ def installed_root(
     tmp_path_factory: pytest.TempPathFactory, tiny_onnx_path: Path, sample_video: Path
 ) -> dict:
     """A bookworm root filesystem with slovo-edge installed by the recipe and configured; not booted."""
-    machine = MACHINE[platform.machine()]
     work = tmp_path_factory.mktemp("nspawn")
-    root = extract_rootfs(rootfs_tar("amd64" if machine == "x86_64" else "arm64", PACKAGES), work / "root")
-    wheels = root / "root" / "wheels"
-    shutil.copytree(wheelhouse(machine), wheels)
-    wheel = build_wheel(wheels)
-    copy_install_files(root / "root" / "slovo-edge")
     started = time.monotonic()
-    result = run(
-        [
-            "systemd-nspawn", "--quiet", "-D", root, "--register=no", "--keep-unit",
-            "--setenv=PIP_NO_INDEX=1", "--setenv=PIP_FIND_LINKS=/root/wheels",
-            "/root/slovo-edge/systemd/install.sh", f"/root/wheels/{wheel.name}",
-        ],
-        timeout=900,
-    )  # fmt: skip
+    root, install_output = installed_rootfs(work / "root", PACKAGES)
     install_s = time.monotonic() - started
     state = root / "var" / "lib" / "slovo-edge"
     state.mkdir(parents=True, exist_ok=True)
@@ -91,7 +64,7 @@ def installed_root(
     )
     venv_mb = dir_size_mb(root / "opt" / "slovo-edge" / "venv")
     print(f"\ninstall recipe: {install_s:.0f} s, venv {venv_mb:.0f} MiB")
-    return {"root": root, "work": work, "port": port, "install_output": result.stdout, "venv_mb": venv_mb}
+    return {"root": root, "work": work, "port": port, "install_output": install_output, "venv_mb": venv_mb}
 
 
 @pytest.fixture(scope="module")
