@@ -23,6 +23,24 @@ from collections.abc import Callable, Sequence
 THREADS = 1
 NICENESS = 10
 PROGRESS_EVERY = 5
+#: The poster frame (a preview for files the browser cannot play, e.g. MJPEG AVI) fits this box.
+POSTER_PX = 320
+
+
+def poster_jpeg(rgb: object) -> str:
+    """The frame as a small JPEG ``data:`` URL: the page shows it instead of a video it can't play."""
+    import base64
+
+    import cv2
+    import numpy as np
+
+    image = np.asarray(rgb)
+    height, width = image.shape[:2]
+    scale = min(1.0, POSTER_PX / max(height, width))
+    if scale < 1.0:
+        image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))))
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode("ascii") if ok else ""
 
 
 def classify_upload(video: str, model_path: str, progress: Callable[[int], None], top_k: int = 5) -> dict:
@@ -39,16 +57,24 @@ def classify_upload(video: str, model_path: str, progress: Callable[[int], None]
 
     model = load_model(model_path, threads=THREADS)
     source = open_source(video)  # decodes the first frame: validation by content, not by name
-    frames, stamps = [], []
+    frames: list[np.ndarray] = []
+    stamps: list[float] = []
+    poster = ""
     with source, HolisticExtractor() as extractor:
         for frame in source:
+            if not frames:
+                poster = poster_jpeg(frame.rgb)
             frames.append(extractor.extract(frame.rgb))
             stamps.append(frame.timestamp)
             if len(frames) % PROGRESS_EVERY == 0:
                 progress(len(frames))
         fps = source.fps
+        complete, declared = source.truncation() is None, source.expected_frames
     raw, ts = np.stack(frames), np.asarray(stamps, dtype=np.float64)
-    return classify_clip(model, raw, ts, k=top_k, source=video, clip_fps=fps).to_json()
+    result = classify_clip(
+        model, raw, ts, k=top_k, source=video, clip_fps=fps, declared_frames=declared, complete=complete
+    ).to_json()
+    return {**result, "poster": poster}
 
 
 def describe_model(model_path: str) -> dict:
