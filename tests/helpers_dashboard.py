@@ -235,3 +235,15 @@ def axe_violations(driver: Any) -> list[dict[str, Any]]:
 def catalogue(lang: str) -> dict[str, str]:
     data: dict[str, str] = json.loads((REPO / "edge/web/static/i18n" / f"{lang}.json").read_text("utf-8"))
     return data
+
+
+def clip_gap_clip(sample: Path, out: Path) -> Path:
+    """Continuous signing: the sample, about a second of still scene (hands down), the sample again."""
+    ffmpeg(
+        *("-i", str(sample), "-i", str(sample), "-filter_complex"),
+        "[0:v]fps=30,format=yuv420p,tpad=stop_mode=clone:stop_duration=1[a];"
+        "[1:v]fps=30,format=yuv420p[b];[a][b]concat=n=2:v=1",
+        *("-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "30"),
+        *("-movflags", "+faststart", str(out)),
+    )
+    return out

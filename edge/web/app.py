@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -202,10 +203,20 @@ def build_app(settings: WebSettings) -> Starlette:
         return StreamingResponse(bridge.previews(), media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def api_predict(request: Request) -> Response:
+        return await run_upload(request, captions=False)
+
+    async def api_captions(request: Request) -> Response:
+        return await run_upload(request, captions=True)
+
+    async def run_upload(request: Request, captions: bool) -> Response:
+        """One clip through the worker: a top-5 (``/api/predict``) or episodes and captions."""
         if classifier is None:
             return _error(404, "uploads are off: start slr-web with --model MODEL.onnx")
+        progress = functools.partial(bridge.broadcast, "progress")
         try:
-            result = await classifier.classify(request, lambda data: bridge.broadcast("progress", data))
+            result = await classifier.classify(
+                request, progress, captions=settings.min_confidence if captions else None
+            )
         except UploadError as exc:
             metrics.uploads.labels("busy" if exc.status == 409 else "refused").inc()
             return _error(exc.status, str(exc))
@@ -247,6 +258,7 @@ def build_app(settings: WebSettings) -> Starlette:
         Route("/api/events", api_events),
         Route("/api/preview", api_preview),
         Route("/api/predict", api_predict, methods=["POST"]),
+        Route("/api/captions", api_captions, methods=["POST"]),
         Route("/api/transcript", api_transcript, methods=["GET", "DELETE"]),
         Route("/favicon.ico", favicon),
         Route("/metrics", metrics_endpoint),

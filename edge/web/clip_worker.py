@@ -5,7 +5,8 @@ Runtime never live in the web server (its idle memory stays small), a video that
 decoder takes only this process down, and the page stays live while frames are extracted.
 
 Output is JSON lines on stdout: ``{"progress": n, "total": t|null}`` while extracting, then one
-``{"result": {...}}`` (the ``slr-predict --json`` object) or ``{"error": "..."}``; exit code 0,
+``{"result": {...}}`` (the ``slr-predict --json`` object; with ``--captions P`` the episodes, cues
+and subtitle texts of ``slr-predict --segments``) or ``{"error": "..."}``; exit code 0,
 or 2 for a clip or model that cannot be used. ``--describe`` prints the model's name, class count
 and whether it is untrained, so the server learns that without loading ONNX Runtime itself.
 """
@@ -77,6 +78,56 @@ def classify_upload(video: str, model_path: str, progress: Callable[[int], None]
     return {**result, "poster": poster}
 
 
+def caption_upload(
+    video: str, model_path: str, progress: Callable[[int], None], min_confidence: float, top_k: int = 5
+) -> dict:
+    """Episodes and captions of a long ``video``: ``slr-predict VIDEO --segments --json --srt --vtt``.
+
+    The same path as that command (:func:`edge.runtime.file_segments.segment_frames` with the
+    daemon's segment settings, :mod:`edge.captions` for the cues and both subtitle formats), so the
+    page shows exactly what the command line writes for the file.
+    """
+    from collections.abc import Iterator
+
+    from edge.captions.cues import cues_from_segments
+    from edge.captions.formats import srt_text, vtt_text
+    from edge.commands.predict_segments import segment_options
+    from edge.runtime.file_segments import segment_frames
+    from edge.runtime.holistic import HolisticExtractor
+    from edge.runtime.inference import load_model
+    from edge.runtime.sources import Frame, open_source
+
+    model = load_model(model_path, threads=THREADS)
+    source = open_source(video, warn_truncated=False)  # decodes the first frame: validation by content
+    poster = ""
+
+    def frames() -> Iterator[Frame]:
+        nonlocal poster
+        for done, frame in enumerate(source, 1):
+            if done == 1:
+                poster = poster_jpeg(frame.rgb)
+            yield frame
+            if done % PROGRESS_EVERY == 0:
+                progress(done)
+
+    with source, HolisticExtractor(quiet=True) as extractor:
+        found = segment_frames(model, frames(), extractor, segment_options(), top_k=top_k)
+        complete, declared = source.truncation() is None, source.expected_frames
+    cues = cues_from_segments(found.segments, min_confidence=min_confidence)
+    return {
+        "model": model.name,
+        "frames": found.frames,
+        "declared_frames": declared,
+        "complete": complete,
+        "min_confidence": min_confidence,
+        "segments": found.segments,
+        "cues": [{"start_ms": c.start_ms, "end_ms": c.end_ms, "text": c.text, "prob": c.prob} for c in cues],
+        "srt": srt_text(cues),
+        "vtt": vtt_text(cues),
+        "poster": poster,
+    }
+
+
 def describe_model(model_path: str) -> dict:
     """Name, class count, sha256 and the untrained flag of an exported model (loads it: validates it)."""
     from edge.contract.model_contract import META_UNTRAINED
@@ -119,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("model")
     parser.add_argument("video", nargs="?")
     parser.add_argument("--describe", action="store_true", help="print the model's description and exit")
+    parser.add_argument(
+        "--captions",
+        type=float,
+        metavar="MIN_CONFIDENCE",
+        help="episodes and captions (cues from this top-1 probability) instead of one result",
+    )
     args = parser.parse_args(argv)
     _die_with_parent()
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
@@ -136,7 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("VIDEO is required without --describe")
         total = _frame_count(args.video)
         _emit({"progress": 0, "total": total})
-        result = classify_upload(args.video, args.model, lambda n: _emit({"progress": n, "total": total}))
+
+        def report(done: int) -> None:
+            _emit({"progress": done, "total": total})
+
+        if args.captions is not None:
+            result = caption_upload(args.video, args.model, report, args.captions)
+        else:
+            result = classify_upload(args.video, args.model, report)
     except FrameTooLarge as exc:  # a decompression bomb: refused before its frames are decoded
         _emit({"error": f"the video's {exc.reason}"})
         return 2

@@ -29,6 +29,8 @@ const state = {
   uploading: false,
   clipFile: null,
   previewBroken: false,
+  captions: null, // the last long video's subtitles: { srt, vtt }
+  trackUrl: null,
 };
 // Figures for tests and benchmarks/bench_web.py (read through WebDriver).
 window.slrStats = { signLatencyMs: [], previewFrames: 0, previewPoints: 0, rejected: 0, spoken: [] };
@@ -362,15 +364,19 @@ function downloadTranscript() {
     $("copy-msg").textContent = t("copy_empty");
     return;
   }
-  const url = URL.createObjectURL(new Blob([`${body}\n`], { type: "text/plain;charset=utf-8" }));
+  saveFile(`${body}\n`, t("transcript_filename"), "text/plain;charset=utf-8");
+  $("copy-msg").textContent = t("download_done");
+}
+
+function saveFile(body, filename, type) {
+  const url = URL.createObjectURL(new Blob([body], { type }));
   const link = document.createElement("a");
   link.href = url;
-  link.download = t("transcript_filename");
+  link.download = filename;
   document.body.append(link);
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
-  $("copy-msg").textContent = t("download_done");
 }
 
 function askClear() {
@@ -553,6 +559,11 @@ function resetClipView() {
   poster.hidden = true;
   $("clip-preview-note").hidden = true;
   state.previewBroken = false;
+  for (const old of video.querySelectorAll("track")) old.remove();
+  if (state.trackUrl) URL.revokeObjectURL(state.trackUrl);
+  state.trackUrl = null;
+  state.captions = null;
+  $("episodes").hidden = true;
 }
 
 function showClip(blob) {
@@ -574,6 +585,7 @@ function chooseFile(file) {
   clipError("");
   clipWarning("");
   $("clip-result").hidden = true;
+  $("episodes").hidden = true;
   state.clipFile = null;
   $("send").disabled = true;
   if (!file) return;
@@ -643,6 +655,103 @@ function showResult(raw) {
   $("clip-result").hidden = false;
 }
 
+// ---- long videos: episodes, timeline, captions (slr-predict --segments --srt --vtt) -------------------
+
+function validCaptions(r) {
+  if (!r || !Array.isArray(r.segments) || !Array.isArray(r.cues) || !isText(r.srt) || !isText(r.vtt)) return null;
+  if (!isCount(r.frames) || !isText(r.model)) return null;
+  const episodes = [];
+  for (const s of r.segments.slice(0, 5000)) {
+    const topK = s && validTopK(s.top_k);
+    if (!topK || !isNum(s.start) || !isNum(s.end) || s.start < 0 || s.end < s.start) return null;
+    episodes.push({ start: s.start, end: s.end, top: topK[0] });
+  }
+  return {
+    episodes, cues: r.cues.length, srt: r.srt, vtt: r.vtt, frames: r.frames,
+    complete: r.complete !== false, declared: isCount(r.declared_frames) ? r.declared_frames : null,
+    poster: isText(r.poster) && r.poster.startsWith("data:image/jpeg;base64,") ? r.poster : null,
+  };
+}
+
+function timecode(seconds) {
+  const m = Math.floor(seconds / 60);
+  const sec = seconds - m * 60;
+  return `${m}:${sec < 10 ? "0" : ""}${num(Math.floor(sec * 10) / 10, 1)}`;
+}
+
+function seek(start) {
+  const video = $("clip-video");
+  if (video.hidden || !video.getAttribute("src")) return;
+  video.currentTime = start;
+  video.play().catch(() => {});
+}
+
+function attachCaptions(vtt) {
+  const video = $("clip-video");
+  state.trackUrl = URL.createObjectURL(new Blob([vtt], { type: "text/vtt" }));
+  const track = document.createElement("track");
+  track.kind = "captions";
+  track.srclang = "ru"; // the glosses are Russian words
+  track.label = t("captions_track");
+  track.src = state.trackUrl;
+  track.default = true;
+  video.append(track);
+  track.track.mode = "showing";
+}
+
+function showEpisodes(raw) {
+  const result = validCaptions(raw);
+  if (!result) {
+    clipError(t("err_other", { status: 200 }));
+    return;
+  }
+  const video = $("clip-video");
+  const last = result.episodes.reduce((end, e) => Math.max(end, e.end), 0);
+  const total = Math.max(last, Number.isFinite(video.duration) ? video.duration : 0) || 1;
+  const marks = [];
+  const items = result.episodes.map((episode) => {
+    const sure = episode.top.prob >= state.minConfidence;
+    const mark = el("span", `mark ${sure ? "" : "low"}`);
+    mark.style.left = `${((100 * episode.start) / total).toFixed(2)}%`;
+    mark.style.width = `${Math.max(0.5, (100 * (episode.end - episode.start)) / total).toFixed(2)}%`;
+    marks.push(mark);
+    const button = el("button", "", t("episode_item", {
+      start: timecode(episode.start), end: timecode(episode.end), word: episode.top.label, pct: pct(episode.top.prob),
+    }));
+    button.type = "button";
+    button.addEventListener("click", () => seek(episode.start));
+    const li = el("li", sure ? "" : "low");
+    li.append(button);
+    return li;
+  });
+  $("timeline").replaceChildren(...marks);
+  $("episode-list").replaceChildren(...items);
+  $("episodes-meta").textContent = result.episodes.length
+    ? t("episodes_meta", { count: result.episodes.length, cues: result.cues, threshold: pct(state.minConfidence) })
+    : t("episodes_none");
+  state.captions = { srt: result.srt, vtt: result.vtt };
+  for (const old of video.querySelectorAll("track")) old.remove();
+  attachCaptions(result.vtt);
+  if (!result.complete) {
+    clipWarning(t("clip_incomplete", { decoded: result.frames, declared: result.declared ?? "?" }));
+  }
+  if (result.poster && (state.previewBroken || (video.getAttribute("src") && video.videoWidth === 0))) {
+    video.hidden = true;
+    $("clip-preview-note").hidden = true;
+    const poster = $("clip-poster");
+    poster.src = result.poster;
+    poster.hidden = false;
+  }
+  $("episodes").hidden = false;
+}
+
+function downloadCaptions(format) {
+  if (!state.captions) return;
+  const type = format === "srt" ? "application/x-subrip;charset=utf-8" : "text/vtt;charset=utf-8";
+  saveFile(state.captions[format], `captions.${format}`, type);
+  clipMessage(t("download_done"));
+}
+
 function uploadError(status, body) {
   const known = [400, 409, 413, 415, 422, 504];
   if (!known.includes(status)) return t("err_other", { status });
@@ -650,13 +759,14 @@ function uploadError(status, body) {
   return t(`err_${status}`) + detail;
 }
 
-function upload(blob, name) {
+function upload(blob, name, captions = false) {
   state.uploading = true;
   $("send").disabled = true;
   $("record").disabled = true;
   clipError("");
   clipWarning("");
   $("clip-result").hidden = true;
+  $("episodes").hidden = true;
   const bar = $("progress");
   bar.hidden = false;
   bar.max = 100;
@@ -665,7 +775,7 @@ function upload(blob, name) {
   const form = new FormData();
   form.append("file", blob, name);
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/api/predict");
+  xhr.open("POST", captions ? "/api/captions" : "/api/predict");
   xhr.responseType = "json";
   xhr.upload.onprogress = (event) => {
     if (event.lengthComputable) {
@@ -684,7 +794,8 @@ function upload(blob, name) {
     const body = xhr.response || {};
     if (xhr.status === 200) {
       clipMessage(t("clip_done"));
-      showResult(body);
+      if (captions) showEpisodes(body);
+      else showResult(body);
     } else {
       clipMessage("");
       clipError(uploadError(xhr.status, body));
@@ -797,7 +908,11 @@ async function start() {
   $("speak").addEventListener("change", updateSpeakNote);
   if (window.speechSynthesis) window.speechSynthesis.addEventListener("voiceschanged", updateSpeakNote);
   $("file").addEventListener("change", (event) => chooseFile(event.target.files[0]));
-  $("send").addEventListener("click", () => state.clipFile && upload(state.clipFile, state.clipFile.name));
+  $("send").addEventListener("click", () => {
+    if (state.clipFile) upload(state.clipFile, state.clipFile.name, $("captions-mode").checked);
+  });
+  $("download-srt").addEventListener("click", () => downloadCaptions("srt"));
+  $("download-vtt").addEventListener("click", () => downloadCaptions("vtt"));
   $("record").addEventListener("click", () => record().catch((err) => clipError(String(err))));
   $("clip-video").addEventListener("error", onVideoError);
   $("preview-on").addEventListener("change", () => setPreview(previewWanted()));
