@@ -306,3 +306,27 @@ def test_clearing_the_transcript_from_another_site_is_refused(web: Server, feed:
         status, _, _ = request(web.port, "DELETE", "/api/transcript", headers=headers)
         assert status == 403, headers
     assert "остаётся" in web.get("/api/transcript")[2].decode()  # nothing was cleared
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "oversized"])
+def test_a_transcript_file_that_is_not_ours_is_moved_aside_not_read(tmp_path: Path, kind: str) -> None:
+    import os
+
+    from edge.web.transcript import MAX_FILE_BYTES
+
+    path = tmp_path / FILENAME
+    target = tmp_path / "elsewhere.json"
+    target.write_text(json.dumps({"format": 1, "entries": []}), encoding="utf-8")
+    if kind == "fifo":
+        os.mkfifo(path)  # reading it would block slr-web's start for ever
+    elif kind == "symlink":
+        path.symlink_to(target)
+    else:
+        path.write_bytes(b" " * (MAX_FILE_BYTES + 1))
+    store = Transcript(tmp_path)
+    assert store.snapshot() == [] and not os.path.lexists(path)
+    assert os.path.lexists(tmp_path / (FILENAME + ".unreadable"))
+    assert target.read_text(encoding="utf-8").startswith('{"format"')  # the link's target untouched
+    store.add("segment", {"ts": 1.0, "top_k": [{"label": "да", "index": 1, "prob": 0.9}]})
+    store.flush()
+    assert path.is_file() and not path.is_symlink() and "да" in path.read_text(encoding="utf-8")

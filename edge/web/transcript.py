@@ -8,8 +8,9 @@ segment arrives, the sign entries this process added are dropped and signs are n
 The list lives in ``<state dir>/transcript.json``: at most :data:`MAX_ENTRIES` entries (oldest
 dropped first), labels cut to :data:`MAX_LABEL`, written atomically (temp file in the same
 directory, fsync, rename) at most once a second and at shutdown, so it survives a reload, a
-restart and a power cut (then it is at most a second old). A file that cannot be read is moved
-aside (``transcript.json.unreadable``), never overwritten, and the list starts empty.
+restart and a power cut (then it is at most a second old). A file that cannot be read (not
+JSON, not a regular file, over :data:`MAX_FILE_BYTES`) is moved aside
+(``transcript.json.unreadable``), never overwritten or followed, and the list starts empty.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import logging
 import math
 import os
+import stat
 import tempfile
 import threading
 from collections import deque
@@ -33,6 +35,8 @@ FORMAT = 1
 MAX_ENTRIES = 1000
 MAX_LABEL = 200
 KINDS = ("segment", "sign")
+#: A transcript file of MAX_ENTRIES entries is well under this; a bigger one is not ours.
+MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
 def _entry(raw: Any) -> dict[str, Any] | None:
@@ -70,9 +74,14 @@ class Transcript:
     # -- persistence --------------------------------------------------------------------------
 
     def load(self) -> None:
-        if self.path is None or not self.path.exists():
+        if self.path is None or not os.path.lexists(self.path):
             return
         try:
+            info = os.lstat(self.path)
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would hang the start, a symlink points elsewhere
+                raise ValueError("not a regular file")
+            if info.st_size > MAX_FILE_BYTES:
+                raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise ValueError("not a transcript file of this version")
