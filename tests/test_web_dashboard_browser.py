@@ -523,9 +523,21 @@ def test_axe_finds_no_violations_on_the_page_and_the_login_form(page: Any, site:
     assert page.find_element(By.ID, "failed").is_displayed()
     assert axe_violations(page) == []
     shot(page, f"login-{lang}")
-    # The login form still logs in (field name and action unchanged).
+    # The login form still logs in (field name and action unchanged), and the page can log out.
     page.find_element(By.NAME, "token").send_keys(TOKEN + Keys.ENTER)
     wait(page, lambda d: js(d, "return document.getElementById('live') !== null"))
+    logout = wait(page, lambda d: (b := d.find_element(By.ID, "logout")).is_displayed() and b)
+    assert logout.text == catalogue(lang)["logout"]
+    logout.click()
+    wait(page, lambda d: js(d, "return document.getElementById('login-h') !== null"))
+    page.get(site.login_url.removesuffix("login"))  # the session is gone: back to the form
+    wait(page, lambda d: js(d, "return document.getElementById('login-h') !== null"))
+
+
+def test_logout_is_offered_only_when_a_token_is_in_use(page: Any, site: Site) -> None:
+    fresh(page, site)
+    wait(page, lambda d: js(d, "return window.slrStats !== undefined"))
+    assert not page.find_element(By.ID, "logout").is_displayed()
 
 
 def test_no_favicon_404(site: Site) -> None:

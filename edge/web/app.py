@@ -183,6 +183,7 @@ def build_app(settings: WebSettings) -> Starlette:
                 "upload_model_sha256": info.get("sha256"),
                 "max_upload_bytes": settings.max_upload_bytes,
                 "min_confidence": settings.min_confidence,
+                "login": settings.token is not None,
                 "status_stale_s": STATUS_STALE_S,
             }
         )

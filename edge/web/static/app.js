@@ -871,6 +871,7 @@ async function loadConfig() {
   if (isProb(cfg.min_confidence)) state.minConfidence = cfg.min_confidence;
   if (isNum(cfg.status_stale_s) && cfg.status_stale_s > 0) state.staleMs = cfg.status_stale_s * 1000;
   $("untrained").hidden = !cfg.untrained;
+  $("logout-form").hidden = cfg.login !== true; // a session to end only when a token is in use
   const note = $("upload-note");
   if (cfg.upload) {
     note.textContent = t("upload_note", { mb: mb(cfg.max_upload_bytes), model: String(cfg.upload_model) });
