@@ -330,3 +330,15 @@ def test_a_transcript_file_that_is_not_ours_is_moved_aside_not_read(tmp_path: Pa
     store.add("segment", {"ts": 1.0, "top_k": [{"label": "да", "index": 1, "prob": 0.9}]})
     store.flush()
     assert path.is_file() and not path.is_symlink() and "да" in path.read_text(encoding="utf-8")
+
+
+def test_app_js_builds_no_html_and_no_selector_from_data() -> None:
+    """A standing guard for issue 16's page injection: markup sinks are absent and every selector is a
+    literal (a selector built from a message's ``seq`` once let a crafted message remove the body)."""
+    script = (REPO / "edge/web/static/app.js").read_text(encoding="utf-8")
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in script, sink
+    calls = re.findall(r"querySelector(?:All)?\(([^)]*)\)", script)
+    assert calls, "the guard no longer sees the selector calls"
+    for argument in calls:
+        assert re.fullmatch(r'"[^"`$+]*"', argument.strip()), argument
