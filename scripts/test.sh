@@ -49,6 +49,22 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   fi
 fi
 
+# The accessibility tests inject axe-core (its npm package, the release in tests/axe-core.version)
+# into the page; install it once into .cache/npm.
+axe_version="$(cat "$ROOT/tests/axe-core.version")"
+if ! grep -qs "\"version\": \"$axe_version\"" "$ROOT/.cache/npm/node_modules/axe-core/package.json"; then
+  if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing npm (axe-core for the accessibility tests)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm; } >/dev/null \
+      || echo "warning: could not install npm; the accessibility tests will fail" >&2
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    echo "==> installing axe-core@$axe_version into .cache/npm"
+    npm install --prefix "$ROOT/.cache/npm" --no-audit --no-fund --silent "axe-core@$axe_version" \
+      || echo "warning: could not install axe-core; the accessibility tests will fail" >&2
+  fi
+fi
+
 echo "==> ruff"
 ruff check . || exit 1
 ruff format --check . || exit 1

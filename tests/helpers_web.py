@@ -93,8 +93,14 @@ def start_daemon(model: Path, video: Path, endpoint: str, log: Path, *extra: str
 def start_web(
     port: int, endpoint: str, log: Path, *extra: str, tmpdir: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """``slr-web`` on 127.0.0.1:``port`` subscribed to ``endpoint`` (uploads under ``tmpdir`` if given)."""
+    """``slr-web`` on 127.0.0.1:``port`` subscribed to ``endpoint`` (uploads under ``tmpdir`` if given).
+
+    Its transcript goes to ``<log's folder>/web-state`` unless ``extra`` names a ``--state-dir``: a
+    test never reads or writes the user's own state directory.
+    """
     args = [sys.executable, "-m", "edge.commands.web", "--endpoint", endpoint, "--port", str(port), *extra]
+    if "--state-dir" not in extra:
+        args += ["--state-dir", str(log.parent / "web-state")]
     env = clean_env()
     if tmpdir is not None:
         env["TMPDIR"] = str(tmpdir)

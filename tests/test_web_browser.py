@@ -2,7 +2,8 @@
 
 ``slr-edge run`` loops over the sample clip with a tiny model over Slovo's 1001 Cyrillic labels
 (marked untrained), ``slr-web`` serves the page, and Chromium (with a fake camera for the
-recording test) loads it. Screenshots go to ``test-artifacts/web/`` (not committed).
+recording test) loads it, preferring English (the Russian page and the language switch are covered by
+``test_web_dashboard_browser.py``). Screenshots go to ``test-artifacts/web/`` (not committed).
 """
 
 from __future__ import annotations
@@ -72,7 +73,13 @@ def stack(sample_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         *("--threshold", "0.05", "--consecutive", "1", "--publish", "windows"),
     )
     port = free_port()
-    web = start_web(port, endpoint, tmp / "web.log", "--model", str(model), "--max-upload-mb", "1")
+    # --min-confidence 0: the untrained model's signs are all listed (not hidden as low-confidence).
+    web = start_web(
+        port,
+        endpoint,
+        tmp / "web.log",
+        *("--model", str(model), "--max-upload-mb", "1", "--min-confidence", "0"),
+    )
     try:
         wait_for_web(port, web, tmp / "web.log")
         yield Stack(f"http://127.0.0.1:{port}/", port, daemon, web, model, tmp, endpoint)
@@ -96,9 +103,10 @@ def browser(stack: Stack) -> Iterator[webdriver.Chrome]:
         "--window-size=1400,1700",
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
-        "--lang=ru",
+        "--lang=en-US",
     ):
         options.add_argument(arg)
+    options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_script_timeout(30)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -211,8 +219,10 @@ def test_transcript_fills_and_clears(browser: webdriver.Chrome) -> None:
     browser.find_element(By.ID, "copy").click()
     wait(browser, lambda d: d.find_element(By.ID, "copy-msg").text in ("copied", "nothing to copy yet"), 10)
     shot(browser, "transcript")
-    browser.find_element(By.ID, "clear").click()
-    assert len(texts(browser, "#transcript .word")) <= 1  # a new sign may land right after
+    browser.find_element(By.ID, "clear").click()  # asks first, then clears it for every viewer
+    browser.find_element(By.ID, "clear-confirm").click()
+    wait(browser, lambda d: d.find_element(By.ID, "copy-msg").text == "transcript cleared for everyone", 30)
+    assert len(texts(browser, "#transcript .word")) <= 2  # new signs may land right after
 
 
 def test_upload_shows_the_same_top5_as_slr_predict(
@@ -237,7 +247,7 @@ def test_upload_shows_the_same_top5_as_slr_predict(
     percents = texts(browser, "#clip-top5 li .pct")
     assert labels == [entry["label"] for entry in expected["top_k"]]
     assert percents == [f"{entry['prob'] * 100:.1f}%" for entry in expected["top_k"]]
-    assert f"{expected['frames']} frames" in browser.find_element(By.ID, "clip-meta").text
+    assert f"frames: {expected['frames']}," in browser.find_element(By.ID, "clip-meta").text
     shot(browser, "upload")
 
 

@@ -125,6 +125,19 @@ def test_same_origin_upload_is_processed(open_web: Web) -> None:
     assert reply.status == 400
 
 
+def test_null_origin_is_accepted_only_when_the_browser_says_same_origin(open_web: Web) -> None:
+    # Chromium's form POST from our own page (served with "Referrer-Policy: no-referrer") says
+    # "Origin: null" with "Sec-Fetch-Site: same-origin": the login form must work in a real browser.
+    body, content_type = multipart("file", "clip.mp4", b"")
+    vouched = [("Origin", "null"), ("Sec-Fetch-Site", "same-origin")]
+    reply = _post(open_web, "/api/predict", [("Content-Type", content_type), *vouched], body)
+    assert reply.status == 400 and "empty" in json.loads(reply.body)["error"]
+    for site in ("same-site", "cross-site", "none"):
+        headers = [("Content-Type", content_type), ("Origin", "null"), ("Sec-Fetch-Site", site)]
+        reply = _post(open_web, "/api/predict", headers, body)
+        assert reply.status == 403, site
+
+
 def test_cross_site_is_refused_with_a_valid_token_too(token_web: Web) -> None:
     bearer = ("Authorization", b"Bearer " + TOKEN.encode())
     body, content_type = multipart("file", "clip.mp4", b"")

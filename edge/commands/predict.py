@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extract_file(
     source: VideoSource, extractor: Extractor, progress: bool
-) -> tuple[np.ndarray, np.ndarray, float | None]:
+) -> tuple[np.ndarray, np.ndarray, float | None, bool]:
+    """Keypoints, timestamps, frame rate, and whether the whole declared length was decoded."""
     from tqdm import tqdm
 
     frames, stamps = [], []
@@ -97,7 +98,7 @@ def _extract_file(
         truncated = source.truncation()
     if truncated is not None:
         print(f"slr-predict: warning: {truncated}; the result covers only the decoded part", file=sys.stderr)
-    return np.stack(frames), np.asarray(stamps, dtype=np.float64), fps
+    return np.stack(frames), np.asarray(stamps, dtype=np.float64), fps, truncated is None
 
 
 def _record_camera(
@@ -187,13 +188,17 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         source.close()
         raise
+    complete, declared = True, None
     with extractor:
         if args.video is not None:
-            raw, ts, fps = _extract_file(source, extractor, progress)
+            raw, ts, fps, complete = _extract_file(source, extractor, progress)
+            declared = source.expected_frames
         else:
             raw, ts, fps = _record_camera(name, source, args.seconds, args.countdown, extractor, progress)
     shown = redact(name)  # a camera URL's password is never printed
-    result = classify_clip(model, raw, ts, k=args.top_k, source=shown, clip_fps=fps)
+    result = classify_clip(
+        model, raw, ts, k=args.top_k, source=shown, clip_fps=fps, declared_frames=declared, complete=complete
+    )
     if result.hand_frames == 0:
         print(
             f"slr-predict: warning: no hands found in {shown}; the result is not meaningful", file=sys.stderr

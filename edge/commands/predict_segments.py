@@ -17,9 +17,10 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, interrupt_on_signals
 
@@ -96,14 +97,23 @@ def wanted(args: argparse.Namespace) -> bool:
     return False
 
 
-def _options(args: argparse.Namespace) -> SegmentOptions:
-    """The segment settings from the flags, checked by the daemon's own rules (``ConfigError``: exit 2)."""
+def segment_options(given: Mapping[str, Any] | None = None) -> SegmentOptions:
+    """The daemon's segment settings, with ``given`` overrides, checked by its own rules (``ConfigError``).
+
+    slr-predict's flags and slr-web's captions worker both come through here: one set of defaults.
+    """
     from edge.runtime import settings
     from edge.runtime.config import DaemonConfig
 
-    given = {name: getattr(args, name) for name in SEGMENT_SETTINGS if getattr(args, name) is not None}
-    config = settings.check(replace(DaemonConfig(), **given))
+    config = settings.check(replace(DaemonConfig(), **dict(given or {})))
     return SegmentOptions(config.gap_s, config.max_segment_s, config.min_segment_frames)
+
+
+def _options(args: argparse.Namespace) -> SegmentOptions:
+    """The segment settings from the flags (``ConfigError``: exit 2)."""
+    return segment_options(
+        {name: getattr(args, name) for name in SEGMENT_SETTINGS if getattr(args, name) is not None}
+    )
 
 
 def _check_outputs(args: argparse.Namespace) -> list[Path]:

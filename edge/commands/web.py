@@ -25,6 +25,11 @@ examples:
   slr-web --model slovo.onnx                               # http://127.0.0.1:8080/
   slr-web --model slovo.onnx --port 9000 --endpoint ipc:///run/slovo-edge/pub.sock
   slr-web --model slovo.onnx --host 0.0.0.0 --allow-remote --token-file /etc/slovo-edge/web.token
+  slr-web --model slovo.onnx --min-confidence 0.7 --state-dir /var/lib/slovo-web
+
+The page is in Russian, or in English when the browser prefers it (or the user switches). The
+transcript is shared by every viewer and kept in --state-dir (default $STATE_DIRECTORY from
+systemd, else $XDG_STATE_HOME/slovo-web or ~/.local/state/slovo-web).
 
 exit codes: 0 stopped (SIGTERM or Ctrl-C), 1 cannot serve (the port is taken, the server failed)
   or an unexpected error, 2 bad options, endpoint, token file, TLS or key files, or model
@@ -63,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     parser.add_argument("--curve-server-key", metavar="FILE", help="daemon's public CURVE key (.key)")
     parser.add_argument("--curve-client-key", metavar="FILE", help="this client's secret key (.key_secret)")
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="headline says 'уверен' (confident) at or above P, and the transcript lists only those "
+        "(lower ones are hidden unless the page asks to show them greyed); default 0.5",
+    )
+    parser.add_argument("--state-dir", metavar="DIR", help="where the shared transcript is kept (see below)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
 
@@ -106,6 +120,13 @@ def settings_from_args(args: argparse.Namespace) -> object:
         if client_secret is None:
             raise ValueError(f"{args.curve_client_key}: not a secret key file (.key_secret)")
         keys = (server_public, client_public, client_secret)
+    if not 0.0 <= args.min_confidence <= 1.0:  # NaN fails this too
+        raise ValueError("--min-confidence must be between 0 and 1")
+    from pathlib import Path
+
+    from edge.web.transcript import default_state_dir, prepare_state_dir
+
+    state_dir = prepare_state_dir(Path(args.state_dir) if args.state_dir else default_state_dir())
     token = read_token(args.token_file) if args.token_file else None
     info = asyncio.run(describe_model(args.model)) if args.model else None
     return WebSettings(
@@ -119,6 +140,8 @@ def settings_from_args(args: argparse.Namespace) -> object:
         upload_timeout_s=args.upload_timeout,
         upload_min_rate=args.upload_min_rate * 1024,
         curve_keys=keys,
+        state_dir=state_dir,
+        min_confidence=args.min_confidence,
     )
 
 

@@ -146,12 +146,18 @@ class ClipResult:
     clip_fps: float | None
     resampled: bool
     top_k: list[TopKEntry]
+    #: Frames the container declares (None when unknown, or for a camera recording).
+    declared_frames: int | None = None
+    #: False when the file ended well before its declared length (``frames`` were decoded).
+    complete: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "model": self.model,
             "frames": self.frames,
+            "declared_frames": self.declared_frames,
+            "complete": self.complete,
             "hand_frames": self.hand_frames,
             "clip_fps": None if self.clip_fps is None else round(self.clip_fps, 3),
             "resampled": self.resampled,
@@ -167,8 +173,14 @@ def classify_clip(
     k: int,
     source: str,
     clip_fps: float | None = None,
+    declared_frames: int | None = None,
+    complete: bool = True,
 ) -> ClipResult:
-    """A whole clip as one window (resampled to the model's rate if needed); counts describe the clip."""
+    """A whole clip as one window (resampled to the model's rate if needed); counts describe the clip.
+
+    ``declared_frames``/``complete`` come from the decoder (``VideoSource.expected_frames`` and
+    ``truncation()``): a truncated file is classified on its decoded part and says so.
+    """
     hands = has_hands(raw)
     result = classify_window(model, raw, ts, k=k, hands=hands)
     return ClipResult(
@@ -179,4 +191,6 @@ def classify_clip(
         clip_fps=clip_fps,
         resampled=result.resampled,
         top_k=result.rounded_top_k(),
+        declared_frames=declared_frames,
+        complete=complete,
     )

@@ -4,17 +4,24 @@
 (``prediction``, ``sign``, ``status``, and ``progress`` of an upload) · ``GET /api/preview`` SSE of
 camera frames (the daemon makes them only while one is open) · ``GET /api/config`` what the page
 needs to know (upload model, untrained flag, size limit) · ``POST /api/predict`` classify a clip ·
-``GET /metrics`` Prometheus · ``GET /healthz`` 200 only while the daemon publishes and extracts ·
-``POST /login`` / ``POST /logout`` the token form's session cookie.
-Every error is ``{"error": "..."}`` with a 4xx/5xx code. No route takes a path from the user.
+``GET /metrics`` Prometheus · ``GET /healthz`` 200 only while the daemon publishes and extracts
+(503 while it says ``stopping`` or its status is stale) · ``GET``/``DELETE /api/transcript`` the
+shared transcript (:mod:`edge.web.transcript`) · ``POST /login`` / ``POST /logout`` the token form's
+session cookie. The page and the login form are rendered in the negotiated language
+(:mod:`edge.web.i18n`). Every error is ``{"error": "..."}`` with a 4xx/5xx code. No route takes a
+path from the user.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,14 +29,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from edge import __version__
+from edge.web import i18n
 from edge.web.bridge import DaemonBridge
-from edge.web.metrics import WebMetrics
+from edge.web.metrics import STATUS_STALE_S, WebMetrics
 from edge.web.security import Auth, SecurityMiddleware, client_address, session_cookie
+from edge.web.transcript import Transcript
 from edge.web.uploads import ClipClassifier, UploadError, read_small_body
 
 log = logging.getLogger(__name__)
@@ -39,6 +55,9 @@ SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
 #: The login form is one field; a bigger or slower body is not a login.
 LOGIN_BODY_BYTES = 4096
 LOGIN_BODY_TIMEOUT_S = 10.0
+#: Default minimum confidence: the headline says "уверен" at or above it, the transcript lists those.
+DEFAULT_MIN_CONFIDENCE = 0.5
+TRANSCRIPT_FLUSH_S = 1.0
 
 
 @dataclass
@@ -56,6 +75,9 @@ class WebSettings:
     #: Slowest average upload rate accepted (bytes/s), after a grace period: a stalled body is cut.
     upload_min_rate: float = 32 * 1024
     curve_keys: tuple[bytes, bytes, bytes] | None = None
+    #: Where the transcript is kept (None: in memory only, for tests and embedding).
+    state_dir: Path | None = None
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -82,12 +104,39 @@ def build_app(settings: WebSettings) -> Starlette:
     )
     auth = Auth(settings.token, secure_cookie=settings.secure_cookie)
 
-    async def page(_: Request) -> Response:
-        return FileResponse(str(STATIC.joinpath("index.html")), media_type="text/html; charset=utf-8")
+    transcript = Transcript(settings.state_dir)
+    metrics.transcript_entries.set(len(transcript.entries))
+
+    def on_message(topic: str, payload: dict[str, Any]) -> None:
+        entry = transcript.add(topic, payload)
+        if entry is not None:
+            bridge.broadcast("transcript", entry)
+            metrics.transcript_entries.set(len(transcript.entries))
+
+    bridge.listeners.append(on_message)
+    bridge.initial_events.append(lambda: [("transcript-all", {"entries": transcript.snapshot()})])
+
+    def localized(request: Request, template: str) -> Response:
+        """The template in the negotiated language; ``?lang=xx`` switches and is remembered."""
+        chosen = request.query_params.get("lang")
+        if chosen is not None:
+            lang = chosen if chosen in i18n.LANGUAGES else i18n.DEFAULT
+            response: Response = RedirectResponse(request.url.path, status_code=303)
+            response.headers["set-cookie"] = i18n.cookie_header(lang)
+            return response
+        lang = i18n.negotiate(request.headers.get("accept-language", ""), request.cookies.get(i18n.COOKIE))
+        headers = {"content-language": lang, "vary": "cookie, accept-language"}
+        return HTMLResponse(i18n.render(template, lang), headers=headers)
+
+    async def page(request: Request) -> Response:
+        return localized(request, "index.html")
+
+    async def favicon(_: Request) -> Response:
+        return FileResponse(str(STATIC.joinpath("favicon.svg")), media_type="image/svg+xml")
 
     async def login_page(request: Request) -> Response:
         if request.method == "GET":
-            return FileResponse(str(STATIC.joinpath("login.html")), media_type="text/html; charset=utf-8")
+            return localized(request, "login.html")
         client = client_address(request.scope)
         wait = auth.limiter.retry_after(client)
         if wait is not None:
@@ -133,8 +182,20 @@ def build_app(settings: WebSettings) -> Starlette:
                 "untrained": bool(info.get("untrained", False)),
                 "upload_model_sha256": info.get("sha256"),
                 "max_upload_bytes": settings.max_upload_bytes,
+                "min_confidence": settings.min_confidence,
+                "login": settings.token is not None,
+                "status_stale_s": STATUS_STALE_S,
             }
         )
+
+    async def api_transcript(request: Request) -> Response:
+        if request.method == "DELETE":  # same-origin only: the security middleware checks it
+            cleared = transcript.clear()
+            metrics.transcript_entries.set(0)
+            bridge.broadcast("transcript-clear", {"cleared": cleared})
+            log.info("transcript cleared (%d entries)", cleared)
+            return JSONResponse({"cleared": cleared})
+        return JSONResponse({"entries": transcript.snapshot(), "min_confidence": settings.min_confidence})
 
     async def api_events(_: Request) -> Response:
         return StreamingResponse(bridge.events(), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -143,10 +204,20 @@ def build_app(settings: WebSettings) -> Starlette:
         return StreamingResponse(bridge.previews(), media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def api_predict(request: Request) -> Response:
+        return await run_upload(request, captions=False)
+
+    async def api_captions(request: Request) -> Response:
+        return await run_upload(request, captions=True)
+
+    async def run_upload(request: Request, captions: bool) -> Response:
+        """One clip through the worker: a top-5 (``/api/predict``) or episodes and captions."""
         if classifier is None:
             return _error(404, "uploads are off: start slr-web with --model MODEL.onnx")
+        progress = functools.partial(bridge.broadcast, "progress")
         try:
-            result = await classifier.classify(request, lambda data: bridge.broadcast("progress", data))
+            result = await classifier.classify(
+                request, progress, captions=settings.min_confidence if captions else None
+            )
         except UploadError as exc:
             metrics.uploads.labels("busy" if exc.status == 409 else "refused").inc()
             return _error(exc.status, str(exc))
@@ -161,13 +232,23 @@ def build_app(settings: WebSettings) -> Starlette:
         ok, reason = bridge.healthy()
         return JSONResponse({"ok": ok, "reason": reason}, status_code=200 if ok else 503)
 
+    async def flush_transcript() -> None:
+        while True:
+            await asyncio.sleep(TRANSCRIPT_FLUSH_S)
+            await transcript.flush_async()
+
     @asynccontextmanager
     async def lifespan(_: Starlette):
         await bridge.start()
+        flusher = asyncio.create_task(flush_transcript(), name="transcript-flush")
         try:
             yield
         finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
             await bridge.stop()
+            transcript.flush()
 
     routes = [
         Route("/", page),
@@ -178,6 +259,9 @@ def build_app(settings: WebSettings) -> Starlette:
         Route("/api/events", api_events),
         Route("/api/preview", api_preview),
         Route("/api/predict", api_predict, methods=["POST"]),
+        Route("/api/captions", api_captions, methods=["POST"]),
+        Route("/api/transcript", api_transcript, methods=["GET", "DELETE"]),
+        Route("/favicon.ico", favicon),
         Route("/metrics", metrics_endpoint),
         Route("/healthz", healthz),
         Mount("/static", app=StaticFiles(packages=[("edge.web", "static")]), name="static"),
@@ -191,5 +275,6 @@ def build_app(settings: WebSettings) -> Starlette:
     app.state.classifier = classifier
     app.state.metrics = metrics
     app.state.auth = auth
+    app.state.transcript = transcript
     app.add_middleware(SecurityMiddleware, auth=auth, loopback_only=settings.loopback_only)
     return app

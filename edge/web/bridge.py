@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ import zmq.asyncio
 from edge.contract.protocol import MAX_MESSAGE_BYTES, TOPIC_PREVIEW, TOPICS
 from edge.contract.wire import Dropped, decode_message
 from edge.util.logs import ThrottledLog, error_line
-from edge.web.metrics import WebMetrics
+from edge.web.metrics import STATUS_STALE_S, WebMetrics
 
 log = logging.getLogger(__name__)
 #: Seconds between two log lines about one kind of dropped message (or reader error).
@@ -47,8 +47,6 @@ TRANSPORT_LIMIT_BYTES = 4 * MAX_MESSAGE_BYTES
 CLIENT_QUEUE = 64
 PREVIEW_QUEUE = 2
 RECENT_SIGNS = 50
-#: A status older than this means the daemon is gone (it publishes one every second).
-STATUS_STALE_S = 5.0
 KEEPALIVE_S = 15.0
 
 
@@ -93,6 +91,10 @@ class DaemonBridge:
     _task: asyncio.Task[None] | None = None
     _last_seq: dict[str, int] = field(default_factory=dict)
     _throttled: ThrottledLog = field(default_factory=lambda: ThrottledLog(log, DROP_LOG_EVERY_S))
+    #: Called with (topic, payload) for every broadcast message, after it is recorded (the transcript).
+    listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+    #: Events a new ``/api/events`` client gets after the latest status and prediction.
+    initial_events: list[Callable[[], list[tuple[str, dict[str, Any]]]]] = field(default_factory=list)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -133,6 +135,8 @@ class DaemonBridge:
             return False, "no status received from the daemon yet"
         if age > STATUS_STALE_S:
             return False, f"no status from the daemon for {age:.0f} s"
+        if self.status.get("state") == "stopping":
+            return False, "the daemon is stopping"
         if self.status.get("camera") != "ok":
             return False, f"camera is {self.status.get('camera')}"
         fps = self.status.get("extraction_fps")
@@ -153,6 +157,9 @@ class DaemonBridge:
                 yield sse_frame("status", self.status)
             if self.prediction is not None:
                 yield sse_frame("prediction", self.prediction)
+            for initial in self.initial_events:
+                for event, data in initial():
+                    yield sse_frame(event, data)
             for segment in list(self.segments):  # first: a page that sees segments ignores signs
                 yield sse_frame("segment", segment)
             for sign in list(self.signs):
@@ -257,6 +264,15 @@ class DaemonBridge:
         frame = sse_frame(topic, payload)
         for client in list(targets):
             client.put(frame)
+        if topic != TOPIC_PREVIEW:
+            for listener in self.listeners:
+                try:
+                    listener(topic, payload)
+                except Exception as exc:  # one bad message must not stop the reader
+                    self.metrics.errors.labels("listener").inc()
+                    self._throttled(
+                        logging.ERROR, "listener", "handling a %s message failed: %s", topic, error_line(exc)
+                    )
 
     def _count_gap(self, topic: str, payload: dict[str, Any]) -> None:
         seq = payload.get("seq")

@@ -5,7 +5,8 @@ Runtime never live in the web server (its idle memory stays small), a video that
 decoder takes only this process down, and the page stays live while frames are extracted.
 
 Output is JSON lines on stdout: ``{"progress": n, "total": t|null}`` while extracting, then one
-``{"result": {...}}`` (the ``slr-predict --json`` object) or ``{"error": "..."}``; exit code 0,
+``{"result": {...}}`` (the ``slr-predict --json`` object; with ``--captions P`` the episodes, cues
+and subtitle texts of ``slr-predict --segments``) or ``{"error": "..."}``; exit code 0,
 or 2 for a clip or model that cannot be used. ``--describe`` prints the model's name, class count
 and whether it is untrained, so the server learns that without loading ONNX Runtime itself.
 """
@@ -23,6 +24,24 @@ from collections.abc import Callable, Sequence
 THREADS = 1
 NICENESS = 10
 PROGRESS_EVERY = 5
+#: The poster frame (a preview for files the browser cannot play, e.g. MJPEG AVI) fits this box.
+POSTER_PX = 320
+
+
+def poster_jpeg(rgb: object) -> str:
+    """The frame as a small JPEG ``data:`` URL: the page shows it instead of a video it can't play."""
+    import base64
+
+    import cv2
+    import numpy as np
+
+    image = np.asarray(rgb)
+    height, width = image.shape[:2]
+    scale = min(1.0, POSTER_PX / max(height, width))
+    if scale < 1.0:
+        image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))))
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode("ascii") if ok else ""
 
 
 def classify_upload(video: str, model_path: str, progress: Callable[[int], None], top_k: int = 5) -> dict:
@@ -39,16 +58,74 @@ def classify_upload(video: str, model_path: str, progress: Callable[[int], None]
 
     model = load_model(model_path, threads=THREADS)
     source = open_source(video)  # decodes the first frame: validation by content, not by name
-    frames, stamps = [], []
+    frames: list[np.ndarray] = []
+    stamps: list[float] = []
+    poster = ""
     with source, HolisticExtractor() as extractor:
         for frame in source:
+            if not frames:
+                poster = poster_jpeg(frame.rgb)
             frames.append(extractor.extract(frame.rgb))
             stamps.append(frame.timestamp)
             if len(frames) % PROGRESS_EVERY == 0:
                 progress(len(frames))
         fps = source.fps
+        complete, declared = source.truncation() is None, source.expected_frames
     raw, ts = np.stack(frames), np.asarray(stamps, dtype=np.float64)
-    return classify_clip(model, raw, ts, k=top_k, source=video, clip_fps=fps).to_json()
+    result = classify_clip(
+        model, raw, ts, k=top_k, source=video, clip_fps=fps, declared_frames=declared, complete=complete
+    ).to_json()
+    return {**result, "poster": poster}
+
+
+def caption_upload(
+    video: str, model_path: str, progress: Callable[[int], None], min_confidence: float, top_k: int = 5
+) -> dict:
+    """Episodes and captions of a long ``video``: ``slr-predict VIDEO --segments --json --srt --vtt``.
+
+    The same path as that command (:func:`edge.runtime.file_segments.segment_frames` with the
+    daemon's segment settings, :mod:`edge.captions` for the cues and both subtitle formats), so the
+    page shows exactly what the command line writes for the file.
+    """
+    from collections.abc import Iterator
+
+    from edge.captions.cues import cues_from_segments
+    from edge.captions.formats import srt_text, vtt_text
+    from edge.commands.predict_segments import segment_options
+    from edge.runtime.file_segments import segment_frames
+    from edge.runtime.holistic import HolisticExtractor
+    from edge.runtime.inference import load_model
+    from edge.runtime.sources import Frame, open_source
+
+    model = load_model(model_path, threads=THREADS)
+    source = open_source(video, warn_truncated=False)  # decodes the first frame: validation by content
+    poster = ""
+
+    def frames() -> Iterator[Frame]:
+        nonlocal poster
+        for done, frame in enumerate(source, 1):
+            if done == 1:
+                poster = poster_jpeg(frame.rgb)
+            yield frame
+            if done % PROGRESS_EVERY == 0:
+                progress(done)
+
+    with source, HolisticExtractor(quiet=True) as extractor:
+        found = segment_frames(model, frames(), extractor, segment_options(), top_k=top_k)
+        complete, declared = source.truncation() is None, source.expected_frames
+    cues = cues_from_segments(found.segments, min_confidence=min_confidence)
+    return {
+        "model": model.name,
+        "frames": found.frames,
+        "declared_frames": declared,
+        "complete": complete,
+        "min_confidence": min_confidence,
+        "segments": found.segments,
+        "cues": [{"start_ms": c.start_ms, "end_ms": c.end_ms, "text": c.text, "prob": c.prob} for c in cues],
+        "srt": srt_text(cues),
+        "vtt": vtt_text(cues),
+        "poster": poster,
+    }
 
 
 def describe_model(model_path: str) -> dict:
@@ -93,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("model")
     parser.add_argument("video", nargs="?")
     parser.add_argument("--describe", action="store_true", help="print the model's description and exit")
+    parser.add_argument(
+        "--captions",
+        type=float,
+        metavar="MIN_CONFIDENCE",
+        help="episodes and captions (cues from this top-1 probability) instead of one result",
+    )
     args = parser.parse_args(argv)
     _die_with_parent()
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
@@ -110,7 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("VIDEO is required without --describe")
         total = _frame_count(args.video)
         _emit({"progress": 0, "total": total})
-        result = classify_upload(args.video, args.model, lambda n: _emit({"progress": n, "total": total}))
+
+        def report(done: int) -> None:
+            _emit({"progress": done, "total": total})
+
+        if args.captions is not None:
+            result = caption_upload(args.video, args.model, report, args.captions)
+        else:
+            result = classify_upload(args.video, args.model, report)
     except FrameTooLarge as exc:  # a decompression bomb: refused before its frames are decoded
         _emit({"error": f"the video's {exc.reason}"})
         return 2

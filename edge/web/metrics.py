@@ -7,6 +7,7 @@ come from its latest ``status`` through a collector, so they read exactly what t
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,6 +19,16 @@ from prometheus_client.registry import Collector
 from edge.contract.protocol import DROP_REASONS
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: A status older than this means the daemon is gone (it publishes one every second): /healthz,
+#: /metrics and the page (through /api/config) all use this one figure.
+STATUS_STALE_S = 5.0
+
+
+def status_fresh(status: dict[str, Any] | None, age: float | None) -> bool:
+    """True while the newest status is recent and the daemon is not shutting down."""
+    return (
+        status is not None and age is not None and age <= STATUS_STALE_S and status.get("state") != "stopping"
+    )
 
 
 class _StatusCollector(Collector):
@@ -28,41 +39,60 @@ class _StatusCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         status, age = self._latest()
-        fresh = status is not None and age is not None and age <= 5.0
-        yield GaugeMetricFamily("slovo_daemon_up", "1 while the daemon's status messages arrive", value=fresh)
+        fresh = status_fresh(status, age)
+        yield GaugeMetricFamily(
+            "slovo_daemon_up", "1 while the daemon's status arrives and it is not stopping", value=fresh
+        )
         if status is None:
             return
-        gauges = (
-            ("slovo_capture_fps", "Frames/s read from the camera", "capture_fps"),
-            ("slovo_extraction_fps", "Frames/s turned into keypoints", "extraction_fps"),
-            ("slovo_buffer_fill", "Frames in the 128-frame buffer", "buffer_fill"),
-            ("slovo_idle", "1 while no hands are seen and inference pauses", "idle"),
-            ("slovo_daemon_uptime_seconds", "Daemon uptime", "uptime_s"),
-        )
-        # A field the status lacks (or that is not a number) is left out, never a failed scrape.
-        for name, help_text, key in gauges:
-            if (value := _number(status.get(key))) is not None:
-                yield GaugeMetricFamily(name, help_text, value=value)
-        if (dropped := _number(status.get("dropped_frames"))) is not None:
-            yield CounterMetricFamily(
-                "slovo_dropped_frames", "Frames skipped because extraction fell behind", dropped
-            )
-        errors = CounterMetricFamily("slovo_daemon_errors", "Errors the daemon survived", labels=["stage"])
-        stages = status.get("errors")
-        for stage, count in stages.items() if isinstance(stages, dict) else ():
-            if (value := _number(count)) is not None:
-                errors.add_metric([str(stage)], value)
-        yield errors
+        if age is not None:
+            yield GaugeMetricFamily("slovo_status_age_seconds", "Age of the newest daemon status", value=age)
+        if fresh:  # a stale gauge would claim the last frame rate still holds: drop them
+            yield from _status_gauges(status)
+        yield from _status_counters(status)
+
+
+def _status_gauges(status: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
+    """Rates and levels from a fresh status; the daemon's own latency percentiles (seconds)."""
+    gauges = (
+        ("slovo_capture_fps", "Frames/s read from the camera", "capture_fps", 1.0),
+        ("slovo_extraction_fps", "Frames/s turned into keypoints", "extraction_fps", 1.0),
+        ("slovo_buffer_fill", "Frames in the 128-frame buffer", "buffer_fill", 1.0),
+        ("slovo_idle", "1 while no hands are seen and inference pauses", "idle", 1.0),
+        ("slovo_daemon_uptime_seconds", "Daemon uptime", "uptime_s", 1.0),
+        ("slovo_latency_p50_seconds", "Daemon's median capture-to-publish latency", "latency_p50_ms", 1e-3),
+        ("slovo_latency_p95_seconds", "Daemon's p95 capture-to-publish latency", "latency_p95_ms", 1e-3),
+        ("slovo_inference_p50_seconds", "Daemon's median model time per window", "inference_p50_ms", 1e-3),
+    )
+    for name, help_text, key, scale in gauges:
+        value = _number(status.get(key))
+        if value is not None:
+            yield GaugeMetricFamily(name, help_text, value=value * scale)
+
+
+def _status_counters(status: dict[str, Any]) -> Iterator[CounterMetricFamily]:
+    """The daemon's running totals: still true when its status is old (they only grow)."""
+    dropped = _number(status.get("dropped_frames"))
+    if dropped is not None:
+        help_text = "Frames skipped because extraction fell behind"
+        yield CounterMetricFamily("slovo_dropped_frames", help_text, dropped)
+    errors = CounterMetricFamily("slovo_daemon_errors", "Errors the daemon survived", labels=["stage"])
+    stages = status.get("errors")
+    for stage, count in stages.items() if isinstance(stages, dict) else ():
+        if (value := _number(count)) is not None:
+            errors.add_metric([str(stage)], value)
+    yield errors
 
 
 def _number(value: Any) -> float | None:
-    """``value`` as a float if it is a JSON number (or boolean) a float can hold, else None."""
+    """``value`` as a float if it is a JSON number (or boolean) a finite float can hold, else None."""
     if not isinstance(value, (int, float)):
         return None
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:  # an integer of 400 digits
         return None
+    return number if math.isfinite(number) else None
 
 
 class WebMetrics:
@@ -103,9 +133,34 @@ class WebMetrics:
             "slovo_web_uploads", "Clip uploads by outcome", ["outcome"], registry=self.registry
         )
         self.sse_clients = Gauge("slovo_web_sse_clients", "Open /api/events streams", registry=self.registry)
+        self._add_dashboard_metrics()
         self.registry.register(_StatusCollector(latest_status))
 
+    def _add_dashboard_metrics(self) -> None:
+        """Latency as the daemon measures it, segments, and the transcript."""
+        self.latency = Histogram(
+            "slovo_latency_seconds",
+            "Capture-to-publish latency as the daemon measures it (latency_ms), by topic",
+            ["topic"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.segments = Counter(
+            "slovo_segments", "Signing episodes classified (segment messages)", registry=self.registry
+        )
+        self.transcript_entries = Gauge(
+            "slovo_web_transcript_entries", "Entries in the shared transcript", registry=self.registry
+        )
+
+    def _observe_dashboard(self, topic: str, payload: dict[str, Any]) -> None:
+        latency = _number(payload.get("latency_ms"))
+        if latency is not None and topic in ("prediction", "sign", "segment"):
+            self.latency.labels(topic).observe(max(0.0, latency) / 1000.0)
+        if topic == "segment":
+            self.segments.inc()
+
     def observe_message(self, topic: str, payload: dict[str, Any]) -> None:
+        self._observe_dashboard(topic, payload)
         ts = payload.get("ts")
         if isinstance(ts, (int, float)):
             self.publish.labels(topic).observe(max(0.0, time.time() - ts))

@@ -15,8 +15,9 @@
 * **Cross-site check** in every mode: a request that changes something (any method but GET/HEAD)
   is refused with 403 when the browser says it comes from another site (``Sec-Fetch-Site`` other
   than ``same-origin``/``none``) or from another origin (``Origin`` not this scheme, host and
-  port, or ``null``). Without a token the dashboard is open to this machine, so this is what keeps
-  any web page the operator visits from using the device; scripts (no ``Origin``) are unaffected.
+  port, or ``null`` unless ``Sec-Fetch-Site: same-origin`` vouches for it). Without a token the
+  dashboard is open to this machine, so this is what keeps any web page the operator visits from
+  using the device; scripts (no ``Origin``) are unaffected.
 * **Headers** on every response: a CSP that allows only this origin (no inline script or style,
   no external origins, no framing), ``nosniff``, no referrer, no caching of API answers.
 """
@@ -165,6 +166,10 @@ def cross_site(scope: Scope) -> bool:
     origin = _header(scope, b"origin")
     if not origin:
         return False  # not a browser (curl, scripts): the token, if any, decides
+    if origin.strip() == "null" and site == "same-origin":
+        # Chromium sends "Origin: null" for a form POST from a page served with our
+        # "Referrer-Policy: no-referrer" (the login form); Sec-Fetch-Site, which no page can set, vouches.
+        return False
     return not same_origin(origin, scope.get("scheme", "http"), _header(scope, b"host"))
 
 

@@ -261,8 +261,14 @@ class ClipClassifier:
         #: pid of the running worker, for the benchmarks (memory while classifying).
         self.worker_pid: int | None = None
 
-    async def classify(self, request: Any, progress: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        """Receive, classify and delete one clip; raises :class:`UploadError` with the user's message."""
+    async def classify(
+        self, request: Any, progress: Callable[[dict[str, Any]], None], captions: float | None = None
+    ) -> dict[str, Any]:
+        """Receive, classify and delete one clip; raises :class:`UploadError` with the user's message.
+
+        With ``captions`` (a minimum confidence) the clip is a long video cut into episodes with
+        subtitles (the worker's ``--captions``): the same slot, one job at a time either way.
+        """
         if self.busy:
             raise UploadError(409, "busy: another clip is being classified; try again in a moment")
         if self.receiving >= MAX_RECEIVING:
@@ -280,7 +286,7 @@ class ClipClassifier:
             self.busy = True
             try:
                 progress({"state": "extracting", "done": 0, "total": None})
-                return await self._run_worker(path, progress, request)
+                return await self._run_worker(path, progress, request, captions)
             finally:
                 self.busy = False
                 progress({"state": "done"})
@@ -288,14 +294,20 @@ class ClipClassifier:
             shutil.rmtree(directory, ignore_errors=True)
 
     async def _run_worker(
-        self, path: Path, progress: Callable[[dict[str, Any]], None], request: Any = None
+        self,
+        path: Path,
+        progress: Callable[[dict[str, Any]], None],
+        request: Any = None,
+        captions: float | None = None,
     ) -> dict[str, Any]:
+        mode = [] if captions is None else ["--captions", repr(float(captions))]  # our number, not the user's
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "edge.web.clip_worker",
             self.model,
             str(path),
+            *mode,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,

@@ -1,4 +1,8 @@
 // slovo-edge dashboard. Plain JS, no build step, no external requests: everything comes from this device.
+//
+// Everything that arrives (daemon messages relayed by slr-web, API answers) is validated before it is
+// shown, and shown only as text: no HTML and no CSS selector is ever built from a message field.
+// Every string comes from the language's catalogue (/static/i18n/<lang>.json).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -8,143 +12,203 @@ const POSE_EDGES = [[11, 12], [11, 13], [13, 15], [12, 14], [14, 16], [11, 23], 
   [15, 19], [15, 21], [17, 19], [16, 18], [16, 20], [16, 22], [18, 20]];
 // Distinct colours per part (tests look for them on the canvas).
 const COLOURS = { pose: "#3d8bff", left_hand: "#00e676", right_hand: "#ff9100", lips: "#ff1744" };
-const STALE_STATUS_MS = 4000;
+const LANG = document.documentElement.lang === "en" ? "en" : "ru";
+const CAMERA_STATES = ["ok", "connecting", "lost", "eof"];
+const DAEMON_STATES = ["starting", "running", "idle", "stopping"];
+const MAX_LABEL = 200;
 
 const state = {
   config: null,
-  lastStatusAt: 0,
+  minConfidence: 0.5,
+  staleMs: 5000,
+  lastStatusAt: 0, // viewer's clock, when the newest status arrived
+  lastGoodAt: 0, // ... the newest one that did not say "stopping"
+  daemonState: null,
   daemonModel: null,
-  signs: new Map(), // key -> transcript entry (segment or sign), for de-duplication across reconnects
-  segmentsSeen: false, // once the daemon publishes segments, they alone make the transcript
-  clearedAt: 0,
+  transcript: new Map(), // entry id (a number from slr-web) -> entry
   uploading: false,
   clipFile: null,
+  previewBroken: false,
+  captions: null, // the last long video's subtitles: { srt, vtt }
+  trackUrl: null,
 };
-// Figures for benchmarks/bench_web.py (read through WebDriver): sign publish -> painted, in ms.
-window.slrStats = { signLatencyMs: [], previewFrames: 0, previewPoints: 0 };
+// Figures for tests and benchmarks/bench_web.py (read through WebDriver).
+window.slrStats = { signLatencyMs: [], previewFrames: 0, previewPoints: 0, rejected: 0, spoken: [] };
+
+// ---- strings and formats ------------------------------------------------------------------------
+
+let T = {};
+function t(key, params = {}) {
+  const template = Object.prototype.hasOwnProperty.call(T, key) ? T[key] : key;
+  return template.replace(/\{([a-z0-9_]+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+}
+const numberFormats = new Map();
+function num(value, digits) {
+  if (!numberFormats.has(digits)) {
+    numberFormats.set(digits, new Intl.NumberFormat(LANG, { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+  }
+  return numberFormats.get(digits).format(value);
+}
+const pct = (p) => t("percent", { n: num(p * 100, 0) });
+const pct1 = (p) => t("percent", { n: num(p * 100, 1) });
+const ms = (value) => (value === null || value === undefined ? "—" : t("unit_ms", { n: num(value, value < 10 ? 1 : 0) }));
+function mb(bytes) {
+  const value = bytes / 2 ** 20; // one decimal below 10 MB unless it is a whole number ("1 MB", "1,5 MB")
+  return t("unit_mb", { n: num(value, value < 10 && Math.round(value * 10) % 10 !== 0 ? 1 : 0) });
+}
+function clock(msSinceEpoch) {
+  return new Date(msSinceEpoch).toLocaleTimeString(LANG, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+}
+function duration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? t("duration_hm", { h, m }) : t("duration_ms", { m, s: s % 60 });
+}
+
+// ---- validation: only these shapes are ever shown ------------------------------------------------
+
+const isNum = (x) => typeof x === "number" && Number.isFinite(x);
+const isCount = (x) => Number.isSafeInteger(x) && x >= 0;
+const isProb = (x) => isNum(x) && x >= 0 && x <= 1;
+const isText = (x) => typeof x === "string";
+const optNum = (x) => x === null || x === undefined || (isNum(x) && x >= 0);
+const text = (x) => x.slice(0, MAX_LABEL);
+
+function validTopK(list) {
+  if (!Array.isArray(list) || list.length === 0) return null;
+  const out = [];
+  for (const e of list.slice(0, 10)) {
+    if (!e || !isText(e.label) || !isCount(e.index) || !isProb(e.prob)) return null;
+    out.push({ label: text(e.label), index: e.index, prob: e.prob });
+  }
+  return out;
+}
+
+function validPrediction(m) {
+  const topK = m && validTopK(m.top_k);
+  if (!topK || !isNum(m.window_start) || !isNum(m.window_end) || !isCount(m.frames_used)) return null;
+  if (!isNum(m.inference_ms) || !optNum(m.latency_ms) || !isText(m.model) || !isNum(m.ts)) return null;
+  return { topK, duration: Math.max(0, m.window_end - m.window_start), frames: m.frames_used,
+    inferenceMs: m.inference_ms, latencyMs: isNum(m.latency_ms) ? m.latency_ms : null, model: text(m.model), ts: m.ts };
+}
+
+function validStatus(m) {
+  if (!m || !CAMERA_STATES.includes(m.camera) || !DAEMON_STATES.includes(m.state) || !isText(m.source)) return null;
+  const counts = [m.dropped_frames, m.errors && m.errors.extraction, m.errors && m.errors.inference, m.errors && m.errors.frames];
+  if (!counts.every(isCount) || !isNum(m.capture_fps) || !isNum(m.extraction_fps) || !isNum(m.uptime_s)) return null;
+  if (![m.inference_p50_ms, m.latency_p50_ms, m.latency_p95_ms].every(optNum) || typeof m.idle !== "boolean") return null;
+  if (!m.model || !isText(m.model.name) || !isText(m.model.sha256)) return null;
+  return m;
+}
+
+function validPoints(points) {
+  if (points === null) return true;
+  return Array.isArray(points) && points.length <= 64
+    && points.every((p) => Array.isArray(p) && p.length === 2 && isNum(p[0]) && isNum(p[1]));
+}
+
+function validPreview(m) {
+  if (!m || !isText(m.jpeg) || !isCount(m.width) || !isCount(m.height)) return null;
+  if (m.width < 1 || m.width > 640 || m.height < 1 || m.height > 640 || !m.keypoints) return null;
+  const kp = m.keypoints;
+  return ["pose", "left_hand", "right_hand", "lips"].every((part) => validPoints(kp[part])) ? m : null;
+}
+
+function validEntry(e) {
+  if (!e || !isCount(e.id) || !isNum(e.ts) || !isText(e.label) || !isProb(e.prob)) return null;
+  if (e.kind !== "segment" && e.kind !== "sign") return null;
+  return { id: e.id, ts: e.ts, label: text(e.label), prob: e.prob, kind: e.kind };
+}
+
+// ---- rendering helpers --------------------------------------------------------------------------
 
 function confidenceClass(p) {
-  return p >= 0.7 ? "hi" : p >= 0.4 ? "mid" : "lo";
+  return p >= state.minConfidence ? "hi" : p >= state.minConfidence / 2 ? "mid" : "lo";
+}
+
+function el(tag, className, content) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (content !== undefined) node.textContent = content;
+  return node;
 }
 
 function renderBars(list, topK) {
   const items = topK.slice(0, 5).map((entry) => {
-    const li = document.createElement("li");
     const cls = confidenceClass(entry.prob);
-    const label = document.createElement("span");
-    label.className = `label ${cls}`;
-    label.textContent = entry.label;
-    label.title = `${entry.label} (class ${entry.index})`;
-    const track = document.createElement("span");
-    track.className = "track";
-    const fill = document.createElement("span");
-    fill.className = `fill ${cls}`;
+    const label = el("span", `label ${cls}`, entry.label);
+    label.title = entry.label;
+    const track = el("span", "track");
+    const fill = el("span", `fill ${cls}`);
     fill.style.width = `${Math.max(0, Math.min(100, entry.prob * 100)).toFixed(1)}%`;
     track.append(fill);
-    const pct = document.createElement("span");
-    pct.className = `pct ${cls}`;
-    pct.textContent = `${(entry.prob * 100).toFixed(1)}%`;
-    li.append(label, track, pct);
+    const li = el("li");
+    li.append(label, track, el("span", `pct ${cls}`, pct1(entry.prob)));
     return li;
   });
   list.replaceChildren(...items);
 }
 
-// ---- live ---------------------------------------------------------------------------------
-
-function onPrediction(msg) {
-  const top = msg.top_k[0];
-  const topLabel = $("top-label");
-  topLabel.textContent = top ? top.label : "—";
-  topLabel.className = `top-label ${top ? confidenceClass(top.prob) : ""}`;
-  renderBars($("top5"), msg.top_k);
-  $("pred-meta").textContent =
-    `window ${msg.window_start.toFixed(2)}–${msg.window_end.toFixed(2)} s · ${msg.frames_used} hand frames · ` +
-    `${msg.inference_ms.toFixed(1)} ms · ${msg.model}`;
+function verdict(prob) {
+  const params = { pct: pct(prob), threshold: pct(state.minConfidence) };
+  return t(prob >= state.minConfidence ? "verdict_sure" : "verdict_unsure", params);
 }
 
-function signKey(msg) {
-  return `${msg.seq}@${msg.ts}`;
+function showHeadline(labelEl, verdictEl, top) {
+  labelEl.textContent = top.label;
+  const sure = top.prob >= state.minConfidence;
+  labelEl.className = `top-label ${sure ? "hi" : "unsure"}`;
+  verdictEl.textContent = verdict(top.prob);
+  verdictEl.className = `verdict ${sure ? "sure" : "unsure"}`;
 }
 
-// The transcript lists recognised segments (a whole signing episode classified like an uploaded
-// clip) once the daemon publishes them; sliding-window sign events fill in only for a daemon that
-// publishes windows alone.
-function onSegment(msg) {
-  if (!state.segmentsSeen) {
-    state.segmentsSeen = true;
-    for (const [key, entry] of [...state.signs]) {
-      if (entry.kind !== "sign") continue;
-      state.signs.delete(key);
-      document.querySelector(`#transcript li[data-key="${key}"]`)?.remove();
-    }
-  }
-  const best = msg.top_k[0];
-  addTranscriptEntry({ ...msg, label: best.label, prob: best.prob, kind: "segment" });
+function reject(what) {
+  window.slrStats.rejected += 1;
+  console.warn("ignored a malformed message:", what);
 }
 
-function onSign(msg) {
-  if (state.segmentsSeen) return;
-  addTranscriptEntry({ ...msg, kind: "sign" });
-}
+// ---- live ---------------------------------------------------------------------------------------
 
-function addTranscriptEntry(msg) {
-  const key = `${msg.kind}:${signKey(msg)}`;
-  if (state.signs.has(key) || msg.ts <= state.clearedAt) return;
-  state.signs.set(key, msg);
-  const li = document.createElement("li");
-  const word = document.createElement("span");
-  word.className = `word ${confidenceClass(msg.prob)}`;
-  word.textContent = msg.label;
-  const time = document.createElement("time");
-  const at = new Date(msg.ts * 1000);
-  time.dateTime = at.toISOString();
-  time.textContent = at.toLocaleTimeString();
-  const pct = document.createElement("span");
-  pct.className = "meta";
-  pct.textContent = `${Math.round(msg.prob * 100)}%`;
-  li.append(time, word, pct);
-  const list = $("transcript");
-  // Newest first, ordered by publication time (replayed history may arrive after live signs).
-  const after = [...list.children].find((child) => Number(child.dataset.ts) < msg.ts);
-  li.dataset.ts = String(msg.ts);
-  li.dataset.key = key;
-  list.insertBefore(li, after || null);
-  requestAnimationFrame(() => {
-    window.slrStats.signLatencyMs.push(Date.now() - msg.ts * 1000);
+function onPrediction(raw) {
+  const msg = validPrediction(raw);
+  if (!msg) return reject("prediction");
+  showHeadline($("top-label"), $("verdict"), msg.topK[0]);
+  renderBars($("top5"), msg.topK);
+  $("pred-meta").textContent = t("pred_meta", {
+    duration: t("unit_s", { n: num(msg.duration, 1) }),
+    frames: msg.frames,
+    inference: ms(msg.inferenceMs),
+    latency: ms(msg.latencyMs),
+    time: clock(msg.ts * 1000),
   });
+  return undefined;
 }
 
-function fmt(value, digits, unit) {
-  return value === null || value === undefined ? "—" : `${Number(value).toFixed(digits)}${unit}`;
-}
-
-function uptime(seconds) {
-  const s = Math.floor(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h ? `${h} h ${m} min` : `${m} min ${s % 60} s`;
-}
-
-function onStatus(msg) {
+function onStatus(raw) {
+  const msg = validStatus(raw);
+  if (!msg) return reject("status");
   state.lastStatusAt = Date.now();
-  state.daemonModel = msg.model;
-  $("st-state").textContent = msg.state;
+  if (msg.state !== "stopping") state.lastGoodAt = state.lastStatusAt;
+  state.daemonState = msg.state;
+  state.daemonModel = { name: text(msg.model.name), sha256: msg.model.sha256 };
+  $("st-state").textContent = t(`state_${msg.state}`);
   const camera = $("st-camera");
-  camera.textContent = `${msg.camera} (${msg.source})`;
+  camera.textContent = t("camera_value", { state: t(`camera_${msg.camera}`), source: text(msg.source) });
   camera.className = msg.camera === "ok" ? "hi" : "lo";
-  $("st-capture").textContent = fmt(msg.capture_fps, 1, " frames/s");
-  $("st-extraction").textContent = fmt(msg.extraction_fps, 1, " frames/s");
+  $("st-capture").textContent = t("unit_fps", { n: num(msg.capture_fps, 1) });
+  $("st-extraction").textContent = t("unit_fps", { n: num(msg.extraction_fps, 1) });
   $("st-dropped").textContent = String(msg.dropped_frames);
-  $("st-idle").textContent = msg.idle ? "yes (no hands: inference paused)" : "no";
-  $("st-inference").textContent = fmt(msg.inference_p50_ms, 1, " ms");
-  $("st-publish").textContent = fmt(Math.max(0, Date.now() - msg.ts * 1000), 0, " ms");
-  $("st-model").textContent = `${msg.model.name} (${msg.model.sha256.slice(0, 12)})`;
-  $("st-uptime").textContent = uptime(msg.uptime_s);
-  $("st-errors").textContent =
-    `extraction ${msg.errors.extraction} · inference ${msg.errors.inference} · frames ${msg.errors.frames}`;
+  $("st-idle").textContent = t(msg.idle ? "idle_yes" : "idle_no");
+  $("st-inference").textContent = ms(msg.inference_p50_ms);
+  $("st-latency").textContent = `${ms(msg.latency_p50_ms)} / ${ms(msg.latency_p95_ms)}`;
+  $("st-model").textContent = t("model_value", { name: state.daemonModel.name, sha: state.daemonModel.sha256.slice(0, 12) });
+  $("st-uptime").textContent = duration(msg.uptime_s);
+  $("st-last").textContent = clock(state.lastStatusAt);
+  $("st-errors").textContent = t("errors_value", msg.errors);
   checkModelMatch();
   updateLink();
+  return undefined;
 }
 
 function checkModelMatch() {
@@ -153,40 +217,54 @@ function checkModelMatch() {
   if (!cfg || !cfg.upload_model_sha256 || !state.daemonModel) return;
   const differs = cfg.upload_model_sha256 !== state.daemonModel.sha256;
   banner.hidden = !differs;
-  banner.textContent = differs
-    ? `Uploaded clips use model ${cfg.upload_model}, the live camera uses ${state.daemonModel.name}.`
-    : "";
+  banner.textContent = differs ? t("mismatch_banner", { upload: String(cfg.upload_model), live: state.daemonModel.name }) : "";
 }
 
 let eventsOpen = false;
+function liveness() {
+  if (!eventsOpen) return "unreachable";
+  if (!state.lastStatusAt || Date.now() - state.lastStatusAt > state.staleMs) return "stale";
+  return state.daemonState === "stopping" ? "stopping" : "live";
+}
+
 function updateLink() {
+  const now = liveness();
   const pill = $("link");
-  const fresh = Date.now() - state.lastStatusAt < STALE_STATUS_MS;
-  if (!eventsOpen) {
-    pill.textContent = "device unreachable, retrying…";
-    pill.className = "pill bad";
-  } else if (!fresh) {
-    pill.textContent = "daemon not responding";
-    pill.className = "pill warn";
-  } else {
-    pill.textContent = "live";
-    pill.className = "pill ok";
+  const [key, cls] = { unreachable: ["link_unreachable", "bad"], stale: ["link_not_responding", "warn"],
+    stopping: ["link_stopping", "warn"], live: ["link_live", "ok"] }[now];
+  pill.textContent = t(key);
+  pill.className = `pill ${cls}`;
+  // Every live panel says how old its data is once it is no longer live.
+  const note = state.lastGoodAt ? t("stale_since", { time: clock(state.lastGoodAt) }) : t("stale_never");
+  for (const panel of document.querySelectorAll(".live-panel")) {
+    panel.classList.toggle("stale", now !== "live");
+    const stale = panel.querySelector(".stale-note");
+    stale.hidden = now === "live";
+    stale.textContent = now === "live" ? "" : note;
   }
 }
 
 function connectEvents() {
   const source = new EventSource("/api/events");
   const parse = (handler) => (event) => {
+    let data;
     try {
-      handler(JSON.parse(event.data));
+      data = JSON.parse(event.data);
     } catch (err) {
-      console.error("bad event", err);
+      reject(event.type);
+      return;
+    }
+    try {
+      handler(data);
+    } catch (err) {
+      console.error("event handler failed", err);
     }
   };
   source.addEventListener("prediction", parse(onPrediction));
-  source.addEventListener("sign", parse(onSign));
-  source.addEventListener("segment", parse(onSegment));
   source.addEventListener("status", parse(onStatus));
+  source.addEventListener("transcript-all", parse(onTranscriptAll));
+  source.addEventListener("transcript", parse(onTranscriptEntry));
+  source.addEventListener("transcript-clear", parse(onTranscriptClear));
   source.addEventListener("progress", parse(onProgress));
   source.onopen = () => {
     eventsOpen = true;
@@ -200,36 +278,162 @@ function connectEvents() {
   };
 }
 
-// ---- transcript buttons ---------------------------------------------------------------------
+// ---- transcript: kept by slr-web for every viewer ---------------------------------------------
+
+function onTranscriptAll(msg) {
+  if (!msg || !Array.isArray(msg.entries)) return reject("transcript-all");
+  state.transcript.clear();
+  for (const raw of msg.entries) {
+    const entry = validEntry(raw);
+    if (entry) state.transcript.set(entry.id, entry);
+    else reject("transcript entry");
+  }
+  renderTranscript();
+  return undefined;
+}
+
+function onTranscriptEntry(raw) {
+  const entry = validEntry(raw);
+  if (!entry) return reject("transcript entry");
+  if (state.transcript.has(entry.id)) return undefined;
+  state.transcript.set(entry.id, entry);
+  renderTranscript();
+  if (entry.prob >= state.minConfidence) speak(entry.label);
+  requestAnimationFrame(() => {
+    window.slrStats.signLatencyMs.push(Date.now() - entry.ts * 1000);
+  });
+  return undefined;
+}
+
+function onTranscriptClear() {
+  state.transcript.clear();
+  renderTranscript();
+}
+
+function sortedEntries() {
+  return [...state.transcript.values()].sort((a, b) => a.ts - b.ts || a.id - b.id);
+}
+
+function renderTranscript() {
+  const showLow = $("show-low").checked;
+  const all = sortedEntries();
+  const low = all.filter((e) => e.prob < state.minConfidence).length;
+  const shown = all.filter((e) => showLow || e.prob >= state.minConfidence).reverse(); // newest first
+  const items = shown.map((entry) => {
+    const li = el("li", entry.prob >= state.minConfidence ? "" : "low");
+    const at = new Date(entry.ts * 1000);
+    const time = el("time", "", clock(entry.ts * 1000));
+    time.dateTime = at.toISOString();
+    li.append(time, el("span", "word", entry.label), el("span", "meta", pct(entry.prob)));
+    return li;
+  });
+  $("transcript").replaceChildren(...items);
+  $("transcript-note").textContent = t("transcript_note", { threshold: pct(state.minConfidence), hidden: low });
+}
 
 function transcriptText() {
-  return [...state.signs.values()].sort((a, b) => a.ts - b.ts).map((s) => s.label).join(" ");
+  return sortedEntries()
+    .filter((e) => e.prob >= state.minConfidence)
+    .map((e) => t("transcript_line", { time: clock(e.ts * 1000), word: e.label, pct: pct(e.prob) }))
+    .join("\n");
 }
 
 async function copyTranscript() {
-  const text = transcriptText();
+  const body = transcriptText();
   const msg = $("copy-msg");
+  if (!body) {
+    msg.textContent = t("copy_empty");
+    return;
+  }
   try {
-    await navigator.clipboard.writeText(text);
+    await navigator.clipboard.writeText(body);
   } catch (err) {
     const area = document.createElement("textarea");
-    area.value = text;
+    area.value = body;
     document.body.append(area);
     area.select();
     document.execCommand("copy");
     area.remove();
   }
-  msg.textContent = text ? "copied" : "nothing to copy yet";
+  msg.textContent = t("copy_done");
 }
 
-function clearTranscript() {
-  for (const sign of state.signs.values()) state.clearedAt = Math.max(state.clearedAt, sign.ts);
-  state.signs.clear();
-  $("transcript").replaceChildren();
-  $("copy-msg").textContent = "";
+function downloadTranscript() {
+  const body = transcriptText();
+  if (!body) {
+    $("copy-msg").textContent = t("copy_empty");
+    return;
+  }
+  saveFile(`${body}\n`, t("transcript_filename"), "text/plain;charset=utf-8");
+  $("copy-msg").textContent = t("download_done");
 }
 
-// ---- camera preview -------------------------------------------------------------------------
+function saveFile(body, filename, type) {
+  const url = URL.createObjectURL(new Blob([body], { type }));
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+function askClear() {
+  $("clear-dialog").showModal();
+  $("clear-cancel").focus();
+}
+
+async function confirmClear() {
+  $("clear-dialog").close();
+  $("clear").focus();
+  try {
+    const response = await fetch("/api/transcript", { method: "DELETE", credentials: "same-origin" });
+    if (!response.ok) throw new Error(String(response.status));
+    onTranscriptClear(); // the server's event tells the other viewers
+    $("copy-msg").textContent = t("cleared_msg");
+  } catch (err) {
+    $("copy-msg").textContent = t("clear_failed", { error: err.message || String(err) });
+  }
+}
+
+// ---- speech: read new entries aloud (the browser's speech synthesis, a Russian voice) ---------
+
+function russianVoice() {
+  const voices = window.speechSynthesis ? window.speechSynthesis.getVoices() : [];
+  return voices.find((v) => /^ru([-_]|$)/i.test(v.lang)) || null;
+}
+
+function updateSpeakNote() {
+  const note = $("speak-note");
+  if (!$("speak").checked) {
+    note.textContent = "";
+    return;
+  }
+  if (!window.speechSynthesis || !window.SpeechSynthesisUtterance) {
+    note.textContent = t("speak_no_support");
+    return;
+  }
+  const voice = russianVoice();
+  note.textContent = voice ? t("speak_on", { voice: voice.name }) : t("speak_no_voice");
+}
+
+function speak(word) {
+  if (!$("speak").checked || !window.speechSynthesis) return;
+  const voice = russianVoice();
+  if (!voice) return;
+  try {
+    const utterance = new SpeechSynthesisUtterance(word);
+    utterance.voice = voice;
+    utterance.lang = voice.lang;
+    window.speechSynthesis.speak(utterance);
+    window.slrStats.spoken.push(word);
+  } catch (err) {
+    console.warn("speech failed", err); // the transcript itself must not stop
+  }
+}
+
+// ---- camera preview -----------------------------------------------------------------------------
 
 let preview = null;
 function drawPoints(ctx, points, edges, colour, w, h) {
@@ -252,7 +456,13 @@ function drawPoints(ctx, points, edges, colour, w, h) {
   return points.length;
 }
 
-async function onPreview(msg) {
+async function onPreview(raw) {
+  const msg = validPreview(raw);
+  if (!msg) {
+    reject("preview");
+    return;
+  }
+  if (!previewWanted()) return;
   const bytes = Uint8Array.from(atob(msg.jpeg), (c) => c.charCodeAt(0));
   const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/jpeg" }));
   const canvas = $("preview");
@@ -271,20 +481,34 @@ async function onPreview(msg) {
   drawn += drawPoints(ctx, kp.right_hand, HAND_EDGES, COLOURS.right_hand, msg.width, msg.height);
   window.slrStats.previewFrames += 1;
   window.slrStats.previewPoints = drawn;
-  const hands = [kp.left_hand && "left", kp.right_hand && "right"].filter(Boolean);
-  $("preview-meta").textContent =
-    `${msg.width}×${msg.height} · hands: ${hands.length ? hands.join(" + ") : "none detected"}` +
-    ` · ${drawn} keypoints`;
+  const hands = [kp.left_hand && t("hand_left"), kp.right_hand && t("hand_right")].filter(Boolean);
+  $("preview-meta").textContent = t("preview_meta", {
+    w: msg.width, h: msg.height, hands: hands.length ? hands.join(" + ") : t("hands_none"), points: drawn,
+  });
 }
 
 function setPreview(on) {
+  const canvas = $("preview");
+  canvas.hidden = !$("preview-on").checked; // off: no frozen frame left on screen
   if (on && !preview) {
     preview = new EventSource("/api/preview");
-    preview.addEventListener("preview", (event) => onPreview(JSON.parse(event.data)).catch(console.error));
+    preview.addEventListener("preview", (event) => {
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch (err) {
+        reject("preview");
+        return;
+      }
+      onPreview(data).catch(console.error);
+    });
   } else if (!on && preview) {
     preview.close(); // the daemon stops making frames once nobody watches
     preview = null;
-    $("preview-meta").textContent = "camera view off";
+  }
+  if (!$("preview-on").checked) {
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    $("preview-meta").textContent = t("camera_off");
   }
 }
 
@@ -292,96 +516,271 @@ function previewWanted() {
   return $("preview-on").checked && !document.hidden;
 }
 
-// ---- clips: upload and record ---------------------------------------------------------------
+// ---- clips: upload and record -------------------------------------------------------------------
 
-function clipMessage(text) {
-  $("clip-msg").textContent = text;
+function clipMessage(value) {
+  $("clip-msg").textContent = value;
 }
 
-function clipError(text) {
-  const el = $("clip-error");
-  el.textContent = text;
-  el.hidden = !text;
+function clipError(value) {
+  const node = $("clip-error");
+  node.textContent = value;
+  node.hidden = !value;
+}
+
+function clipWarning(value) {
+  const node = $("clip-warning");
+  node.textContent = value;
+  node.hidden = !value;
 }
 
 function onProgress(msg) {
-  if (!state.uploading) return;
+  if (!state.uploading || !msg || msg.state !== "extracting" || !isCount(msg.done)) return;
   const bar = $("progress");
-  if (msg.state === "extracting") {
-    bar.hidden = false;
-    if (msg.total) {
-      bar.max = msg.total;
-      bar.value = Math.min(msg.done, msg.total);
-      clipMessage(`extracting keypoints: frame ${msg.done} of ${msg.total}`);
-    } else {
-      bar.removeAttribute("value");
-      clipMessage(`extracting keypoints: frame ${msg.done}`);
-    }
+  bar.hidden = false;
+  if (isCount(msg.total) && msg.total > 0) {
+    bar.max = msg.total;
+    bar.value = Math.min(msg.done, msg.total);
+    clipMessage(t("clip_extracting_total", { done: msg.done, total: msg.total }));
+  } else {
+    bar.removeAttribute("value");
+    clipMessage(t("clip_extracting", { done: msg.done }));
   }
 }
 
-function showClip(blob) {
+function resetClipView() {
   const video = $("clip-video");
   video.srcObject = null;
   if (video.src) URL.revokeObjectURL(video.src);
+  video.removeAttribute("src");
+  video.hidden = true;
+  const poster = $("clip-poster");
+  poster.removeAttribute("src");
+  poster.hidden = true;
+  $("clip-preview-note").hidden = true;
+  state.previewBroken = false;
+  for (const old of video.querySelectorAll("track")) old.remove();
+  if (state.trackUrl) URL.revokeObjectURL(state.trackUrl);
+  state.trackUrl = null;
+  state.captions = null;
+  $("episodes").hidden = true;
+}
+
+function showClip(blob) {
+  resetClipView();
+  const video = $("clip-video");
   video.src = URL.createObjectURL(blob);
   video.hidden = false;
 }
 
+function onVideoError() {
+  // A file the browser cannot play (MJPEG AVI in Chrome): no dead black box; a poster frame later.
+  if (!$("clip-video").getAttribute("src")) return;
+  state.previewBroken = true;
+  $("clip-video").hidden = true;
+  $("clip-preview-note").hidden = false;
+}
+
 function chooseFile(file) {
   clipError("");
+  clipWarning("");
   $("clip-result").hidden = true;
+  $("episodes").hidden = true;
   state.clipFile = null;
   $("send").disabled = true;
   if (!file) return;
   const limit = state.config ? state.config.max_upload_bytes : Infinity;
   if (file.size === 0) {
-    clipError("The file is empty.");
+    clipError(t("clip_empty"));
     return;
   }
   if (file.size > limit) {
-    clipError(`The file is ${(file.size / 2 ** 20).toFixed(1)} MB; the limit is ${(limit / 2 ** 20).toFixed(0)} MB.`);
+    clipError(t("clip_too_big", { size: mb(file.size), limit: mb(limit) }));
     return;
   }
   state.clipFile = file;
   showClip(file);
   $("send").disabled = state.uploading;
-  clipMessage(`${file.name}: ${(file.size / 2 ** 20).toFixed(2)} MB, ready`);
+  clipMessage(t("clip_ready", { name: text(file.name), size: mb(file.size) }));
 }
 
-function showResult(result) {
-  const top = result.top_k[0];
-  $("clip-top").textContent = top ? top.label : "—";
-  $("clip-top").className = `top-label ${top ? confidenceClass(top.prob) : ""}`;
-  renderBars($("clip-top5"), result.top_k);
-  const fps = result.clip_fps ? `${result.clip_fps.toFixed(1)} frames/s` : "unknown frame rate";
-  $("clip-meta").textContent =
-    `${result.frames} frames at ${fps}, hands in ${result.hand_frames}` +
-    `${result.resampled ? ", resampled to the model's frame rate" : ""} · model ${result.model}`;
+function validResult(r) {
+  const topK = r && validTopK(r.top_k);
+  if (!topK || !isCount(r.frames) || !isCount(r.hand_frames) || !isText(r.model)) return null;
+  return {
+    topK, frames: r.frames, handFrames: r.hand_frames, model: text(r.model),
+    fps: isNum(r.clip_fps) ? r.clip_fps : null, resampled: r.resampled === true,
+    complete: r.complete !== false, declared: isCount(r.declared_frames) ? r.declared_frames : null,
+    poster: isText(r.poster) && r.poster.startsWith("data:image/jpeg;base64,") ? r.poster : null,
+  };
+}
+
+function showResult(raw) {
+  const result = validResult(raw);
+  if (!result) {
+    clipError(t("err_other", { status: 200 }));
+    return;
+  }
+  const top = $("clip-top");
+  const topList = $("clip-top5");
+  if (result.handFrames === 0) {
+    top.textContent = t("clip_no_hands_headline");
+    top.className = "top-label none";
+    $("clip-verdict").textContent = "";
+    topList.classList.add("dim");
+    clipError(t("clip_no_hands"));
+  } else {
+    showHeadline(top, $("clip-verdict"), result.topK[0]);
+    topList.classList.remove("dim");
+  }
+  renderBars(topList, result.topK);
+  $("clip-meta").textContent = t("clip_meta", {
+    frames: result.frames,
+    fps: result.fps ? t("unit_fps", { n: num(result.fps, 1) }) : t("clip_fps_unknown"),
+    hands: result.handFrames,
+    resampled: result.resampled ? t("clip_resampled") : "",
+    model: result.model,
+  });
+  if (!result.complete) {
+    clipWarning(t("clip_incomplete", { decoded: result.frames, declared: result.declared ?? "?" }));
+  }
+  const video = $("clip-video");
+  if (result.poster && (state.previewBroken || (video.getAttribute("src") && video.videoWidth === 0))) {
+    video.hidden = true;
+    $("clip-preview-note").hidden = true;
+    const poster = $("clip-poster");
+    poster.src = result.poster;
+    poster.hidden = false;
+  }
   $("clip-result").hidden = false;
-  if (result.hand_frames === 0) clipError("No hands were found in this clip: the result is not meaningful.");
 }
 
-function upload(blob, name) {
+// ---- long videos: episodes, timeline, captions (slr-predict --segments --srt --vtt) -------------------
+
+function validCaptions(r) {
+  if (!r || !Array.isArray(r.segments) || !Array.isArray(r.cues) || !isText(r.srt) || !isText(r.vtt)) return null;
+  if (!isCount(r.frames) || !isText(r.model)) return null;
+  const episodes = [];
+  for (const s of r.segments.slice(0, 5000)) {
+    const topK = s && validTopK(s.top_k);
+    if (!topK || !isNum(s.start) || !isNum(s.end) || s.start < 0 || s.end < s.start) return null;
+    episodes.push({ start: s.start, end: s.end, top: topK[0] });
+  }
+  return {
+    episodes, cues: r.cues.length, srt: r.srt, vtt: r.vtt, frames: r.frames,
+    complete: r.complete !== false, declared: isCount(r.declared_frames) ? r.declared_frames : null,
+    poster: isText(r.poster) && r.poster.startsWith("data:image/jpeg;base64,") ? r.poster : null,
+  };
+}
+
+function timecode(seconds) {
+  const m = Math.floor(seconds / 60);
+  const sec = seconds - m * 60;
+  return `${m}:${sec < 10 ? "0" : ""}${num(Math.floor(sec * 10) / 10, 1)}`;
+}
+
+function seek(start) {
+  const video = $("clip-video");
+  if (video.hidden || !video.getAttribute("src")) return;
+  video.currentTime = start;
+  video.play().catch(() => {});
+}
+
+function attachCaptions(vtt) {
+  const video = $("clip-video");
+  state.trackUrl = URL.createObjectURL(new Blob([vtt], { type: "text/vtt" }));
+  const track = document.createElement("track");
+  track.kind = "captions";
+  track.srclang = "ru"; // the glosses are Russian words
+  track.label = t("captions_track");
+  track.src = state.trackUrl;
+  track.default = true;
+  video.append(track);
+  track.track.mode = "showing";
+}
+
+function showEpisodes(raw) {
+  const result = validCaptions(raw);
+  if (!result) {
+    clipError(t("err_other", { status: 200 }));
+    return;
+  }
+  const video = $("clip-video");
+  const last = result.episodes.reduce((end, e) => Math.max(end, e.end), 0);
+  const total = Math.max(last, Number.isFinite(video.duration) ? video.duration : 0) || 1;
+  const marks = [];
+  const items = result.episodes.map((episode) => {
+    const sure = episode.top.prob >= state.minConfidence;
+    const mark = el("span", `mark ${sure ? "" : "low"}`);
+    mark.style.left = `${((100 * episode.start) / total).toFixed(2)}%`;
+    mark.style.width = `${Math.max(0.5, (100 * (episode.end - episode.start)) / total).toFixed(2)}%`;
+    marks.push(mark);
+    const button = el("button", "", t("episode_item", {
+      start: timecode(episode.start), end: timecode(episode.end), word: episode.top.label, pct: pct(episode.top.prob),
+    }));
+    button.type = "button";
+    button.addEventListener("click", () => seek(episode.start));
+    const li = el("li", sure ? "" : "low");
+    li.append(button);
+    return li;
+  });
+  $("timeline").replaceChildren(...marks);
+  $("episode-list").replaceChildren(...items);
+  $("episodes-meta").textContent = result.episodes.length
+    ? t("episodes_meta", { count: result.episodes.length, cues: result.cues, threshold: pct(state.minConfidence) })
+    : t("episodes_none");
+  state.captions = { srt: result.srt, vtt: result.vtt };
+  for (const old of video.querySelectorAll("track")) old.remove();
+  attachCaptions(result.vtt);
+  if (!result.complete) {
+    clipWarning(t("clip_incomplete", { decoded: result.frames, declared: result.declared ?? "?" }));
+  }
+  if (result.poster && (state.previewBroken || (video.getAttribute("src") && video.videoWidth === 0))) {
+    video.hidden = true;
+    $("clip-preview-note").hidden = true;
+    const poster = $("clip-poster");
+    poster.src = result.poster;
+    poster.hidden = false;
+  }
+  $("episodes").hidden = false;
+}
+
+function downloadCaptions(format) {
+  if (!state.captions) return;
+  const type = format === "srt" ? "application/x-subrip;charset=utf-8" : "text/vtt;charset=utf-8";
+  saveFile(state.captions[format], `captions.${format}`, type);
+  clipMessage(t("download_done"));
+}
+
+function uploadError(status, body) {
+  const known = [400, 409, 413, 415, 422, 504];
+  if (!known.includes(status)) return t("err_other", { status });
+  const detail = status === 422 && body && isText(body.error) ? ` (${text(body.error)})` : "";
+  return t(`err_${status}`) + detail;
+}
+
+function upload(blob, name, captions = false) {
   state.uploading = true;
   $("send").disabled = true;
   $("record").disabled = true;
   clipError("");
+  clipWarning("");
   $("clip-result").hidden = true;
+  $("episodes").hidden = true;
   const bar = $("progress");
   bar.hidden = false;
   bar.max = 100;
   bar.value = 0;
-  clipMessage("uploading…");
+  clipMessage(t("clip_uploading"));
   const form = new FormData();
   form.append("file", blob, name);
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/api/predict");
+  xhr.open("POST", captions ? "/api/captions" : "/api/predict");
   xhr.responseType = "json";
   xhr.upload.onprogress = (event) => {
     if (event.lengthComputable) {
       bar.value = (100 * event.loaded) / event.total;
-      clipMessage(`uploading: ${Math.round((100 * event.loaded) / event.total)}%`);
+      clipMessage(t("clip_uploading_pct", { pct: pct(event.loaded / event.total) }));
     }
   };
   const done = () => {
@@ -394,41 +793,42 @@ function upload(blob, name) {
     done();
     const body = xhr.response || {};
     if (xhr.status === 200) {
-      clipMessage("done");
-      showResult(body);
+      clipMessage(t("clip_done"));
+      if (captions) showEpisodes(body);
+      else showResult(body);
     } else {
       clipMessage("");
-      clipError(body.error ? `Could not classify the clip: ${body.error}` : `Server answered ${xhr.status}.`);
+      clipError(uploadError(xhr.status, body));
     }
   };
   xhr.onerror = () => {
     done();
     clipMessage("");
-    clipError("The upload failed: the connection was closed (is the file over the size limit?).");
+    clipError(t("err_network"));
   };
   xhr.send(form);
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (delay) => new Promise((resolve) => setTimeout(resolve, delay));
 
 async function record() {
   clipError("");
+  clipWarning("");
   if (!navigator.mediaDevices || !window.MediaRecorder) {
-    clipError("Recording needs a browser with camera access over HTTPS or on localhost.");
+    clipError(t("rec_need_secure"));
     return;
   }
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (err) {
-    clipError(`Cannot use the camera: ${err.message || err.name}`);
+    clipError(t("rec_camera_error", { error: err.message || err.name }));
     return;
   }
   $("record").disabled = true;
   $("send").disabled = true;
+  resetClipView();
   const video = $("clip-video");
-  if (video.src) URL.revokeObjectURL(video.src);
-  video.removeAttribute("src");
   video.srcObject = stream;
   video.hidden = false;
   await video.play().catch(() => {});
@@ -445,7 +845,7 @@ async function record() {
   recorder.start();
   for (let n = 3; n > 0; n -= 1) {
     countdown.textContent = `● ${n}`;
-    clipMessage(`recording… ${n}`);
+    clipMessage(t("rec_recording", { n }));
     await sleep(1000);
   }
   recorder.stop();
@@ -457,7 +857,7 @@ async function record() {
   upload(blob, "recording.webm");
 }
 
-// ---- start ----------------------------------------------------------------------------------
+// ---- start --------------------------------------------------------------------------------------
 
 async function loadConfig() {
   try {
@@ -468,29 +868,60 @@ async function loadConfig() {
     return;
   }
   const cfg = state.config;
+  if (isProb(cfg.min_confidence)) state.minConfidence = cfg.min_confidence;
+  if (isNum(cfg.status_stale_s) && cfg.status_stale_s > 0) state.staleMs = cfg.status_stale_s * 1000;
   $("untrained").hidden = !cfg.untrained;
+  $("logout-form").hidden = cfg.login !== true; // a session to end only when a token is in use
   const note = $("upload-note");
   if (cfg.upload) {
-    note.textContent = `MP4, AVI, MOV, MKV or WebM up to ${(cfg.max_upload_bytes / 2 ** 20).toFixed(0)} MB · model ${cfg.upload_model}`;
+    note.textContent = t("upload_note", { mb: mb(cfg.max_upload_bytes), model: String(cfg.upload_model) });
   } else {
-    note.textContent = "Uploads are off on this device (slr-web was started without --model).";
+    note.textContent = t("upload_off");
     $("record").disabled = true;
   }
+  renderTranscript();
   checkModelMatch();
 }
 
-function start() {
-  loadConfig();
+async function loadStrings() {
+  try {
+    const response = await fetch(`/static/i18n/${LANG}.json`);
+    T = await response.json();
+  } catch (err) {
+    T = {};
+  }
+}
+
+async function start() {
+  await loadStrings();
+  await loadConfig();
   connectEvents();
   setInterval(updateLink, 1000);
   $("copy").addEventListener("click", copyTranscript);
-  $("clear").addEventListener("click", clearTranscript);
+  $("download").addEventListener("click", downloadTranscript);
+  $("clear").addEventListener("click", askClear);
+  $("clear-confirm").addEventListener("click", confirmClear);
+  $("clear-cancel").addEventListener("click", () => {
+    $("clear-dialog").close();
+    $("clear").focus();
+  });
+  $("show-low").addEventListener("change", renderTranscript);
+  $("speak").addEventListener("change", updateSpeakNote);
+  if (window.speechSynthesis) window.speechSynthesis.addEventListener("voiceschanged", updateSpeakNote);
   $("file").addEventListener("change", (event) => chooseFile(event.target.files[0]));
-  $("send").addEventListener("click", () => state.clipFile && upload(state.clipFile, state.clipFile.name));
+  $("send").addEventListener("click", () => {
+    if (state.clipFile) upload(state.clipFile, state.clipFile.name, $("captions-mode").checked);
+  });
+  $("download-srt").addEventListener("click", () => downloadCaptions("srt"));
+  $("download-vtt").addEventListener("click", () => downloadCaptions("vtt"));
   $("record").addEventListener("click", () => record().catch((err) => clipError(String(err))));
+  $("clip-video").addEventListener("error", onVideoError);
   $("preview-on").addEventListener("change", () => setPreview(previewWanted()));
   document.addEventListener("visibilitychange", () => setPreview(previewWanted()));
   setPreview(previewWanted());
+  updateLink();
 }
 
-document.addEventListener("DOMContentLoaded", start);
+document.addEventListener("DOMContentLoaded", () => {
+  start().catch((err) => console.error("start failed", err));
+});
