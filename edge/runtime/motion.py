@@ -40,15 +40,19 @@ NOISE_FACTOR = 4.0
 _MAD_TO_SIGMA = 1.4826
 
 
-def small_grey(rgb: np.ndarray, long_side: int = SMALL_LONG_SIDE) -> np.ndarray:
-    """A small grey ``int16`` copy of an RGB ``uint8`` frame, its long side ``long_side`` pixels."""
+def small_grey(rgb: np.ndarray, long_side: int = SMALL_LONG_SIDE, *, bgr: bool = False) -> np.ndarray:
+    """A small grey ``int16`` copy of an RGB (``bgr``: BGR) ``uint8`` frame, long side ``long_side`` pixels.
+
+    Either order gives the same grey: a gated idle frame is measured as the decoder delivered it
+    (BGR, never converted to RGB), the frame MediaPipe looked at in RGB.
+    """
     height, width = rgb.shape[:2]
     scale = long_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     # Bilinear to 4x the target averages 2x2 frame pixels per sample (cheap, reads little memory);
     # the integer area step then averages 4x4 of those. INTER_AREA straight from 720p costs ~2 ms.
     larger = cv2.resize(rgb, (4 * size[0], 4 * size[1]), interpolation=cv2.INTER_LINEAR)
-    grey = cv2.cvtColor(larger, cv2.COLOR_RGB2GRAY)
+    grey = cv2.cvtColor(larger, cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY)
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.int16)
 
 
@@ -87,9 +91,9 @@ class MotionGate:
         #: The changed fraction measured by the last :meth:`changed` call (None: no reference).
         self.last_fraction: float | None = None
 
-    def looked(self, rgb: np.ndarray) -> None:
+    def looked(self, rgb: np.ndarray, *, bgr: bool = False) -> None:
         """MediaPipe looked at ``rgb`` (and found no hands): later frames are compared with it."""
-        self._reference = small_grey(rgb) if self.area > 0 else None
+        self._reference = small_grey(rgb, bgr=bgr) if self.area > 0 else None
         self._shape = rgb.shape
 
     def reset(self) -> None:
@@ -97,8 +101,11 @@ class MotionGate:
         self._reference = None
         self.last_fraction = None
 
-    def changed(self, rgb: np.ndarray) -> bool:
-        """Whether ``rgb`` differs from the reference by more than ``area``; True without a reference."""
+    def changed(self, rgb: np.ndarray, *, bgr: bool = False) -> bool:
+        """Whether ``rgb`` (``bgr``: BGR order) differs from the reference by more than ``area``.
+
+        True without a reference (nothing to compare with: MediaPipe must look).
+        """
         reference = self._reference
         if self.area <= 0 or reference is None:
             self.last_fraction = None
@@ -106,6 +113,6 @@ class MotionGate:
         if rgb.shape != self._shape:  # the stream changed resolution: a new scene
             self.last_fraction = None
             return True
-        current = small_grey(rgb)
+        current = small_grey(rgb, bgr=bgr)
         self.last_fraction = changed_fraction(reference, current, self.min_delta, self.noise_factor)
         return self.last_fraction > self.area
