@@ -442,7 +442,7 @@ def test_motion_gate_misses_no_sign_that_starts_in_a_noisy_still_scene(
 
 
 class HandRaisedSource(NoisyRoomSource):
-    """The noisy still room; from frame ``raised`` on, a hand-sized patch of shaded skin is in view."""
+    """The noisy still room; from frame ``raised`` on, a hand-sized skin-coloured patch is in view."""
 
     def __init__(self, room: np.ndarray, n: int, raised: int) -> None:
         super().__init__(room, n)
@@ -451,9 +451,9 @@ class HandRaisedSource(NoisyRoomSource):
     def read(self) -> Frame | None:
         frame = super().read()
         if frame is not None and frame.index >= self.raised:
-            # ~3.5 % of a 720x1280 frame, darker than the beige wall behind it: the gate measures
-            # brightness, so a hand exactly as bright as the wall waits for the keep-alive look
-            frame.rgb[500:700, 300:460] = (150, 110, 90)
+            # ~3.5 % of a 720x1280 frame, skin as bright as the bluish-grey wall behind it (grey
+            # 170 against 168): only its colour tells it from the wall
+            frame.rgb[500:700, 300:460] = (205, 160, 130)
         return frame
 
 
