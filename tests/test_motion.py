@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from edge.runtime.motion import MotionGate, changed_fraction, small_grey
+from edge.runtime.motion import MotionGate, changed_fraction, small_copy
 
 SHAPE = (720, 1280, 3)
 
@@ -80,7 +80,7 @@ def test_slow_motion_adds_up_against_the_last_look() -> None:
     seen_at = None
     for step in range(60):
         frame = noisy(with_hand(scene, 1280 - 3 * step, 300), rng, 4.0)
-        step_fraction = changed_fraction(small_grey(previous), small_grey(frame))
+        step_fraction = changed_fraction(small_copy(previous), small_copy(frame))
         assert step_fraction < 0.005  # frame to frame, it never looks like motion
         previous = frame
         if gate.changed(frame) and seen_at is None:
@@ -89,10 +89,7 @@ def test_slow_motion_adds_up_against_the_last_look() -> None:
 
 
 def test_moving_object_against_a_noisy_scene_is_told_from_noise() -> None:
-    """Over many frames: every frame with the object moved is motion, every noise-only frame is not.
-
-    (On grey: an object as bright as what it covers is not seen; the keep-alive look catches it.)
-    """
+    """Over many frames: every frame with the object moved is motion, every noise-only frame is not."""
     rng = np.random.default_rng(5)
     scene = room()
     gate = MotionGate(0.005)
@@ -102,6 +99,46 @@ def test_moving_object_against_a_noisy_scene_is_told_from_noise() -> None:
         verdicts.append(gate.changed(noisy(scene, rng, 8.0)))
         verdicts.append(gate.changed(noisy(with_hand(scene, 100 + 50 * i, 450), rng, 8.0)))
     assert verdicts == [False, True] * 20
+
+
+def test_a_hand_as_bright_as_the_wall_behind_it_is_motion() -> None:
+    """Skin before a wall of the same grey: invisible in brightness, not in colour."""
+    rng = np.random.default_rng(6)
+    scene = room()
+    y, x, size = 420, 500, 90
+    grey = float(np.mean(scene[y : y + size, x : x + size] @ np.array([0.299, 0.587, 0.114])))
+    skin = np.array([grey + 35, grey - 5, grey - 40])  # redder and less blue, the same luminance
+    assert abs(float(skin @ np.array([0.299, 0.587, 0.114])) - grey) < 4
+    hand = scene.copy()
+    hand[y : y + size, x : x + size] = np.clip(skin, 0, 255).astype(np.uint8)
+    gate = MotionGate(0.005)
+    gate.looked(noisy(scene, rng, 6.0))
+    assert gate.changed(noisy(hand, rng, 6.0))
+
+
+def test_a_global_colour_step_is_no_motion_and_bgr_frames_compare_with_rgb_ones() -> None:
+    """White balance drifting (every red a little higher) is not motion; a BGR frame of the scene neither."""
+    rng = np.random.default_rng(7)
+    scene = room()
+    gate = MotionGate(0.005)
+    gate.looked(noisy(scene, rng, 4.0))
+    warmer = np.clip(scene.astype(np.int16) + np.array([14, 0, -10]), 0, 255).astype(np.uint8)
+    assert not gate.changed(noisy(warmer, rng, 4.0))
+    as_decoded = np.ascontiguousarray(noisy(scene, rng, 4.0)[..., ::-1])
+    assert not gate.changed(as_decoded, bgr=True)
+    assert gate.changed(np.ascontiguousarray(with_hand(scene, 600, 300)[..., ::-1]), bgr=True)
+    gate.looked(as_decoded, bgr=True)
+    assert not gate.changed(noisy(scene, rng, 4.0))
+
+
+def test_a_scene_cut_is_motion() -> None:
+    """Everything changed (another scene, a person filling the view): the difference is not noise."""
+    rng = np.random.default_rng(8)
+    gate = MotionGate(0.005)
+    gate.looked(noisy(room(0), rng, 4.0))
+    other = np.ascontiguousarray(room(1)[::-1, ::-1])
+    assert gate.changed(noisy(other, rng, 4.0))
+    assert gate.last_fraction is not None and gate.last_fraction > 0.5
 
 
 def test_no_reference_area_zero_and_a_new_resolution_count_as_changed() -> None:
@@ -120,12 +157,12 @@ def test_no_reference_area_zero_and_a_new_resolution_count_as_changed() -> None:
         MotionGate(1.5)
 
 
-def test_small_grey_keeps_the_aspect_and_is_cheap() -> None:
+def test_small_copy_keeps_the_aspect_and_is_cheap() -> None:
     """80 px on the long side; the cost is printed (a figure, not an assertion: the machine is shared)."""
     scene = room()
-    assert small_grey(scene).shape == (45, 80) and small_grey(scene).dtype == np.int16
-    assert small_grey(np.ascontiguousarray(scene.transpose(1, 0, 2))).shape == (80, 45)
-    assert small_grey(np.zeros((4, 4, 3), np.uint8)).shape == (80, 80)
+    assert small_copy(scene).shape == (45, 80, 3) and small_copy(scene).dtype == np.int16
+    assert small_copy(np.ascontiguousarray(scene.transpose(1, 0, 2))).shape == (80, 45, 3)
+    assert small_copy(np.zeros((4, 4, 3), np.uint8)).shape == (80, 80, 3)
     gate = MotionGate(0.005)
     gate.looked(scene)
     start = time.process_time()

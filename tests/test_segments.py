@@ -441,6 +441,50 @@ def test_motion_gate_misses_no_sign_that_starts_in_a_noisy_still_scene(
     assert extractor.calls <= 91 + daemon.idle_looks + 1 + 10 + 112  # + the blank, the replay, the clip
 
 
+class HandRaisedSource(NoisyRoomSource):
+    """The noisy still room; from frame ``raised`` on, a hand-sized skin-coloured patch is in view."""
+
+    def __init__(self, room: np.ndarray, n: int, raised: int) -> None:
+        super().__init__(room, n)
+        self.raised = raised
+
+    def read(self) -> Frame | None:
+        frame = super().read()
+        if frame is not None and frame.index >= self.raised:
+            # ~3.5 % of a 720x1280 frame, skin as bright as the bluish-grey wall behind it (grey
+            # 170 against 168): only its colour tells it from the wall
+            frame.rgb[500:700, 300:460] = (205, 160, 130)
+        return frame
+
+
+@pytest.mark.parametrize("raised", [151, 163, 205], ids=["after-keep-alive", "between-samples", "later"])
+def test_a_hand_raised_into_a_still_scene_is_looked_at_within_a_motion_check(
+    model: EdgeModel, sample_video: Path, clip_shape: tuple[int, int, int], raised: int
+) -> None:
+    """A still room does not spend the idle schedule: the first changed frame is looked at within 0.1 s.
+
+    Frame 151 comes right after a keep-alive look (frame 150), where the next scheduled sample would
+    be 9 frames later. Whatever the phase, MediaPipe looks at most 3 frames (MOTION_CHECK_S) after
+    the hand appeared, the replay starts at or before it, and the segment starts at its first frame.
+    """
+    from edge.runtime.daemon import MOTION_CHECK_S
+
+    extractor = TableExtractor(scripted_hands(lambda i: i >= raised))
+    source = HandRaisedSource(still_room(sample_video, clip_shape), raised + 60, raised)
+    daemon, pub = run_daemon(model, source, extractor, idle_fps=3.0)
+    blank = extractor.calls.index(-1)
+    woke_on = extractor.calls[blank - 1]  # the idle look that found the hand
+    replay = extractor.calls[blank + 1 :]
+    print(f"looks before the hand {extractor.calls[91:blank]}, {daemon.gated} still, woke on {woke_on}")
+    assert raised <= woke_on <= raised + round(MOTION_CHECK_S * FPS)
+    assert replay == list(range(replay[0], raised + 60)) and replay[0] <= raised
+    assert len(daemon.wake_ms) == 1
+    # before the hand, only the keep-alives (every 60 frames from the last full-rate frame, 90) were looked at
+    assert [i for i in extractor.calls[91:blank] if i < raised] == list(range(150, raised, 60))
+    (segment,) = pub.of("segment")
+    assert segment.start == round(raised / FPS, 4)
+
+
 def test_demo_gif_segments_follow_hand_presence(model: EdgeModel, demo_gif: Path) -> None:
     """Continuous signing: segments start and end on hand frames, with >= gap_s without hands around."""
 

@@ -80,6 +80,33 @@ def test_frame_is_immutable(sample_video: Path) -> None:
         frame.index = 5  # type: ignore[misc]
 
 
+def test_frames_stay_bgr_until_rgb_is_used(sample_video: Path) -> None:
+    """A frame keeps the decoder's BGR until ``.rgb`` is read (frames nobody uses are never converted)."""
+    with open_source(str(sample_video)) as source:
+        frame = source.read()
+    assert frame is not None
+    pixels, bgr = frame.pixels()
+    assert bgr and pixels.shape == (1280, 720, 3)
+    decoded = pixels.copy()
+    rgb = frame.rgb
+    np.testing.assert_array_equal(rgb, decoded[..., ::-1])
+    assert frame.rgb is rgb and frame.pixels() == (rgb, False)  # converted once, in place
+    ok, expected = cv2.VideoCapture(str(sample_video)).read()
+    assert ok
+    np.testing.assert_array_equal(rgb, cv2.cvtColor(expected, cv2.COLOR_BGR2RGB))
+
+
+def test_a_frame_has_rgb_or_bgr_pixels() -> None:
+    image = np.zeros((4, 4, 3), np.uint8)
+    assert Frame(image, 0.0, 0).pixels() == (image, False)
+    with pytest.raises(ValueError, match="either RGB or BGR"):
+        Frame(None, 0.0, 0)
+    with pytest.raises(ValueError, match="either RGB or BGR"):
+        Frame(image, 0.0, 0, bgr=image)
+    odd = Frame(None, 0.0, 0, bgr=np.zeros((4, 4), np.float32))  # refused by its reader, not here
+    assert odd.rgb.shape == (4, 4)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     path = str(tmp_path / "nope.mp4")
     with pytest.raises(SourceError, match="file not found") as info:

@@ -21,14 +21,15 @@ answers, or a stream that freezes, becomes a :class:`SourceError` instead of a h
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import re
 import stat
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -46,6 +47,12 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 #: probe) and the wait for the next frame. FFmpeg's own defaults are 30 s or unbounded.
 STREAM_OPEN_TIMEOUT_S = 5.0
 STREAM_READ_TIMEOUT_S = 5.0
+#: FFmpeg decoder threads for a network stream. OpenCV's default (one per core) turns on frame
+#: threading, which holds each frame back by one frame period per extra thread and costs more CPU
+#: in handing frames between threads (measured on a live 720p H.264 stream here: 0.235 → 0.21 of a
+#: core with the RGB conversion, the decode itself ~4 ms a frame). A live stream is decoded at its
+#: own rate, which one thread keeps up with; files keep OpenCV's default (read as fast as possible).
+STREAM_DECODER_THREADS = 1
 
 #: Largest decoded frame (width x height) any tool accepts by default: 4096x2160 (DCI 4K). A frame
 #: costs 3 bytes per pixel in BGR, again in RGB, and more inside MediaPipe, so an 8192x8192 stream
@@ -65,18 +72,88 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
-@dataclass(frozen=True)
 class Frame:
-    """One decoded frame."""
+    """One decoded frame: its pixels, when it was taken, and its place in the source.
 
-    rgb: np.ndarray  #: H x W x 3 uint8, RGB order
+    A source delivers the decoder's BGR pixels and the RGB that MediaPipe wants is made on first
+    use of :attr:`rgb` (in place: the frame owns its array). A live source delivers 30 frames a
+    second and most are never looked at (the idle duty cycle holds them only in case the next
+    sample shows a hand; at full rate the one-slot box drops those extraction is too slow for), so
+    the conversion, ~0.5 ms of a 720p frame, is paid only for the frames that are used. What only
+    needs brightness (the motion gate) reads :meth:`pixels` in either order.
+    """
+
+    __slots__ = ("_bgr", "_pixels", "captured_at", "index", "timestamp")
+
+    def __init__(
+        self,
+        rgb: np.ndarray | None,
+        timestamp: float,
+        index: int,
+        captured_at: float | None = None,
+        *,
+        bgr: np.ndarray | None = None,
+    ) -> None:
+        pixels = rgb if bgr is None else bgr
+        if pixels is None or (rgb is not None and bgr is not None):
+            raise ValueError("a frame has either RGB or BGR pixels")
+        self._pixels: np.ndarray = pixels
+        self._bgr = bgr is not None
+        set_field = object.__setattr__  # the fields are read-only (see __setattr__)
+        set_field(self, "timestamp", timestamp)
+        set_field(self, "index", index)
+        set_field(self, "captured_at", time.time() if captured_at is None else captured_at)
+
     #: Seconds. Files: position in the stream (pts) from 0, increasing across loops.
     #: Live sources: ``time.time()`` at grab.
     timestamp: float
-    index: int  #: 0-based frame counter of this source (keeps counting across loops)
+    #: 0-based frame counter of this source (keeps counting across loops).
+    index: int
     #: Wall-clock ``time.time()`` when the frame was read from its source (files included): the
     #: start of the latency every ``prediction`` and ``sign`` reports.
-    captured_at: float = field(default_factory=time.time)
+    captured_at: float
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in ("timestamp", "index", "captured_at"):  # a frame is a fact, shared by threads
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        object.__setattr__(self, name, value)
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """H x W x 3 ``uint8`` in RGB order (converted from BGR on first use)."""
+        with _CONVERSION:
+            if self._bgr:
+                pixels = self._pixels
+                if _is_colour_image(pixels):  # anything else is refused by its reader, unconverted
+                    if pixels.flags.c_contiguous and pixels.flags.writeable:
+                        cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=pixels)
+                    else:
+                        self._pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+                self._bgr = False
+            return self._pixels
+
+    def pixels(self) -> tuple[np.ndarray, bool]:
+        """The pixels as they are now, and whether they are still in BGR order (no conversion)."""
+        with _CONVERSION:
+            return self._pixels, self._bgr
+
+    def __repr__(self) -> str:
+        return f"Frame(index={self.index}, timestamp={self.timestamp:.3f}, shape={self._pixels.shape})"
+
+
+#: Serialises the in-place BGR → RGB swap: two threads swapping one frame would undo each other.
+_CONVERSION = threading.Lock()
+
+
+def _is_colour_image(pixels: object) -> bool:
+    """Whether ``pixels`` is an H x W x 3 ``uint8`` image (what every reader accepts)."""
+    return (
+        isinstance(pixels, np.ndarray)
+        and pixels.dtype == np.uint8
+        and pixels.ndim == 3
+        and pixels.shape[2] == 3
+        and pixels.size > 0
+    )
 
 
 class SourceError(Exception):
@@ -252,7 +329,6 @@ class VideoSource:
         self._index = 0
         self._loop_offset = 0.0  # seconds added to pts after each restart
         self._last_ts = -np.inf
-        self._bgr: np.ndarray | None = None  # decode buffer reused between frames
         self._closed = False
         # The size the container or stream declares, before anything is decoded at that size.
         width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
@@ -329,20 +405,17 @@ class VideoSource:
     # -- internals --------------------------------------------------------------------------
 
     def _grab(self) -> Frame | None:
-        ok, bgr = self._cap.read(self._bgr)
+        # A fresh array per frame, handed to the Frame as it is: consumers may keep frames (held
+        # idle frames, the preview), and the RGB conversion happens in it on first use.
+        ok, bgr = self._cap.read()
         if not ok or bgr is None or bgr.size == 0:
             return None
         height, width = bgr.shape[:2]
         if width * height > self.max_frame_pixels:  # a stream that grew after it was opened
-            self._bgr = None  # don't keep the oversized buffer
             self._index += 1
             what = f"frame {self._index - 1} of {self.name!r}"
             raise FrameTooLarge(what, width, height, self.max_frame_pixels)
-        self._bgr = bgr
         grabbed_at = time.time()
-        # A fresh array per frame: consumers may keep frames (buffers, windows), so the RGB
-        # output can't be reused; the BGR decode buffer above can.
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if self.is_live:
             ts = grabbed_at
         else:
@@ -351,7 +424,7 @@ class VideoSource:
             if ts <= self._last_ts:  # containers with missing/odd pts: never let time go backwards
                 ts = self._last_ts + self._period
         self._last_ts = ts
-        frame = Frame(rgb=rgb, timestamp=ts, index=self._index, captured_at=grabbed_at)
+        frame = Frame(None, ts, self._index, grabbed_at, bgr=bgr)
         self._index += 1
         self._decoded_in_pass += 1
         return frame
@@ -440,13 +513,15 @@ def open_source(
     text = str(spec).strip()
     if kind == "camera":
         return _open_camera(int(text) if text.isdigit() else text, max_frame_pixels)
-    timeouts = [
+    params = [
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
         max(1, round(open_timeout_s * 1000)),
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
         max(1, round(read_timeout_s * 1000)),
+        cv2.CAP_PROP_N_THREADS,
+        STREAM_DECODER_THREADS,
     ]
-    cap = cv2.VideoCapture(text, cv2.CAP_FFMPEG, timeouts)
+    cap = cv2.VideoCapture(text, cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         raise SourceError(
             f"cannot open stream {redact(text)!r}: unreachable, not answering within "
