@@ -278,3 +278,7 @@ def test_image_runs_the_dashboard(image: dict, container_root: Path, tmp_path: P
             web.wait(10)
         log.close()
     assert "Traceback" not in log_path.read_text()
+    # Its transcript store: the image's volume, owned by the image's user (not $HOME, which it lacks).
+    state = container_root / "var" / "lib" / "slovo-web"
+    assert state.is_dir() and str(state.stat().st_uid) == config["User"].split(":")[0]
+    assert "/var/lib/slovo-web" in (config.get("Volumes") or {})
