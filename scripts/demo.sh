@@ -44,22 +44,22 @@ SHOWN="$(python -c 'import sys; from edge.runtime.sources import redact; print(r
   || SHOWN="(source)"
 echo "==> daemon: $SHOWN -> $ENDPOINT (model $MODEL)"
 
-listener=""
 daemon=""
 # Stop whichever of the two still runs; either may be gone already (the daemon failed at start,
 # the listener ended), which is not an error. Never leaves the listener behind to be reparented
 # to PID 1 and print another daemon's messages.
 stop_all() {
-  [ -n "$daemon" ] && kill -TERM "$daemon" 2>/dev/null
-  [ -n "$daemon" ] && wait "$daemon" 2>/dev/null
-  [ -n "$listener" ] && kill -TERM "$listener" 2>/dev/null
-  [ -n "$listener" ] && wait "$listener" 2>/dev/null
+  # Every background job, not only those whose PID is already stored: a signal that arrives between
+  # `slr-edge ... &` and `daemon=$!` would otherwise leave the daemon running after the script.
+  local jobs_left
+  jobs_left="$(jobs -p)"
+  [ -n "$jobs_left" ] && kill -TERM $jobs_left 2>/dev/null
+  wait 2>/dev/null
   return 0
 }
 trap 'trap - INT TERM; stop_all; exit 130' INT TERM
 
 slr-listen --endpoint "$ENDPOINT" &
-listener=$!
 slr-edge run --source "$SOURCE" --model "$MODEL" --endpoint "$ENDPOINT" "$@" &
 daemon=$!
 wait "$daemon"  # a trapped signal ends this wait at once and runs the trap (exit 130)
