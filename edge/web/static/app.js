@@ -641,6 +641,13 @@ function showResult(raw) {
     resampled: result.resampled ? t("clip_resampled") : "",
     model: result.model,
   });
+  showUploadNotes(result);
+  $("clip-result").hidden = false;
+}
+
+// What every upload result shows besides its own panel: the truncation warning, and a poster frame
+// in place of a preview the browser cannot play.
+function showUploadNotes(result) {
   if (!result.complete) {
     clipWarning(t("clip_incomplete", { decoded: result.frames, declared: result.declared ?? "?" }));
   }
@@ -652,7 +659,6 @@ function showResult(raw) {
     poster.src = result.poster;
     poster.hidden = false;
   }
-  $("clip-result").hidden = false;
 }
 
 // ---- long videos: episodes, timeline, captions (slr-predict --segments --srt --vtt) -------------------
@@ -732,16 +738,7 @@ function showEpisodes(raw) {
   state.captions = { srt: result.srt, vtt: result.vtt };
   for (const old of video.querySelectorAll("track")) old.remove();
   attachCaptions(result.vtt);
-  if (!result.complete) {
-    clipWarning(t("clip_incomplete", { decoded: result.frames, declared: result.declared ?? "?" }));
-  }
-  if (result.poster && (state.previewBroken || (video.getAttribute("src") && video.videoWidth === 0))) {
-    video.hidden = true;
-    $("clip-preview-note").hidden = true;
-    const poster = $("clip-poster");
-    poster.src = result.poster;
-    poster.hidden = false;
-  }
+  showUploadNotes(result);
   $("episodes").hidden = false;
 }
 
