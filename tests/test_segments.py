@@ -9,6 +9,7 @@ decoded frames of the sample clip plus synthetic empty-scene frames, and compare
 
 from __future__ import annotations
 
+import collections
 import socket
 import subprocess
 import sys
@@ -87,19 +88,26 @@ class IndexedSource:
 
 
 class TableExtractor:
-    """Keypoints looked up by the frame's index; a blank (untagged, larger) frame gives nothing."""
+    """Keypoints looked up by the frame's index; a blank (untagged, larger) frame gives nothing.
 
-    def __init__(self, table: Callable[[int], np.ndarray]) -> None:
+    The index is read from the frame's first pixel, or given by ``identify`` (frames whose pixels
+    can't carry a tag, such as JPEG ones): ``identify(rgb)`` is the index, or -1 for the blank.
+    """
+
+    def __init__(
+        self, table: Callable[[int], np.ndarray], identify: Callable[[np.ndarray], int] | None = None
+    ) -> None:
         self.table = table
+        self.identify = identify
         self.calls: list[int] = []
 
     def extract(self, rgb: np.ndarray) -> np.ndarray:
-        if not rgb[0, 0, 2]:
-            self.calls.append(-1)
-            return empty_frame()
-        i = int(rgb[0, 0, 0]) * 256 + int(rgb[0, 0, 1])
+        if self.identify is not None:
+            i = self.identify(rgb)
+        else:
+            i = int(rgb[0, 0, 0]) * 256 + int(rgb[0, 0, 1]) if rgb[0, 0, 2] else -1
         self.calls.append(i)
-        return self.table(i)
+        return empty_frame() if i < 0 else self.table(i)
 
     def reset(self) -> None:
         pass
@@ -355,11 +363,19 @@ class NoisyRoomSource:
 
     is_live, fps, name = False, FPS, "room.mp4"
 
-    def __init__(self, room: np.ndarray, n: int, clip: Path | None = None, sigma: float = 5.0) -> None:
+    def __init__(
+        self, room: np.ndarray, n: int, clip: Path | None = None, sigma: float = 5.0, *, jpeg: bool = False
+    ) -> None:
         rng = np.random.default_rng(7)
         self._noise = [rng.normal(0, sigma, room.shape).astype(np.int16) for _ in range(17)]
         self._room, self.n, self.i = room.astype(np.int16), n, 0
         self._clip = open_source(str(clip)) if clip is not None else None
+        #: Deliver frames as an MJPEG camera does (JPEG bytes, decoded when used); see :meth:`index_of`.
+        self.jpeg = jpeg
+        self._recent: collections.deque[Frame] = collections.deque(maxlen=64)
+
+    def paint(self, rgb: np.ndarray, i: int) -> None:
+        """Subclasses draw into frame ``i`` (before it is encoded)."""
 
     def read(self) -> Frame | None:
         i = self.i
@@ -371,19 +387,56 @@ class NoisyRoomSource:
         else:
             rgb = clip_frame.rgb
         self.i += 1
-        return Frame(rgb, i / FPS, i)
+        self.paint(rgb, i)
+        if not self.jpeg:
+            return Frame(rgb, i / FPS, i)
+        import cv2
+
+        data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].reshape(-1)
+        frame = Frame.from_jpeg(data, rgb.shape[1], rgb.shape[0], i / FPS, i)
+        self._recent.append(frame)
+        return frame
+
+    def index_of(self, rgb: np.ndarray) -> int:
+        """Which recent JPEG frame ``rgb`` was decoded from (-1: none, the daemon's blank frame)."""
+        return next((f.index for f in self._recent if not f.compressed and f.pixels()[0] is rgb), -1)
 
     def close(self) -> None:
         if self._clip is not None:
             self._clip.close()
 
 
+@pytest.fixture
+def full_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts full-size JPEG decodes (``cv2.imdecode`` with ``IMREAD_COLOR``) while the test runs."""
+    import cv2
+
+    count = [0]
+    real = cv2.imdecode
+
+    def counting(buf: Any, flags: int) -> Any:
+        count[0] += flags == cv2.IMREAD_COLOR
+        return real(buf, flags)
+
+    monkeypatch.setattr(cv2, "imdecode", counting)
+    return count
+
+
+@pytest.mark.parametrize("jpeg", [False, True], ids=["decoded", "mjpeg"])
 def test_motion_gate_keeps_mediapipe_off_a_noisy_still_scene(
-    model: EdgeModel, sample_video: Path, clip_shape: tuple[int, int, int]
+    model: EdgeModel,
+    sample_video: Path,
+    clip_shape: tuple[int, int, int],
+    jpeg: bool,
+    full_decodes: list[int],
 ) -> None:
-    """20 s of a noisy still room: once idle, MediaPipe looks only at the keep-alive (every 2 s)."""
-    extractor = TableExtractor(scripted_hands(lambda i: False))
-    source = NoisyRoomSource(still_room(sample_video, clip_shape), 20 * 30)
+    """20 s of a noisy still room: once idle, MediaPipe looks only at the keep-alive (every 2 s).
+
+    From an MJPEG camera (frames kept as JPEG), the gate measures 1/8-scale decodes, noise included,
+    and only the frames MediaPipe looks at are ever decoded in full.
+    """
+    source = NoisyRoomSource(still_room(sample_video, clip_shape), 20 * 30, jpeg=jpeg)
+    extractor = TableExtractor(scripted_hands(lambda i: False), source.index_of if jpeg else None)
     daemon, pub = run_daemon(model, source, extractor, idle_fps=3.0, idle_keepalive_s=2.0)
     idle_from = 3 * 30 + 1  # idle_after_s 3: frames 0..90 at full rate
     assert extractor.calls[:idle_from] == list(range(idle_from))
@@ -393,6 +446,9 @@ def test_motion_gate_keeps_mediapipe_off_a_noisy_still_scene(
     assert set(np.diff([idle_from - 1, *looks]).tolist()) == {60}  # only keep-alives: none from noise
     assert daemon.gated >= 5 * len(looks)  # between two keep-alives, 5 of the 6 samples were skipped
     assert not daemon.wake_ms and not pub.of("segment")
+    if jpeg:  # 600 frames, of which the 91 at full rate and the looks were decoded: nothing else
+        assert full_decodes[0] == len(extractor.calls) == idle_from + len(looks)
+        return
     # the same scene without the gate: every sample is looked at
     plain = TableExtractor(scripted_hands(lambda i: False))
     run_daemon(model, NoisyRoomSource(still_room(sample_video, clip_shape), 20 * 30), plain, idle_motion=0.0)
@@ -444,33 +500,42 @@ def test_motion_gate_misses_no_sign_that_starts_in_a_noisy_still_scene(
 class HandRaisedSource(NoisyRoomSource):
     """The noisy still room; from frame ``raised`` on, a hand-sized skin-coloured patch is in view."""
 
-    def __init__(self, room: np.ndarray, n: int, raised: int) -> None:
-        super().__init__(room, n)
+    def __init__(self, room: np.ndarray, n: int, raised: int, *, jpeg: bool = False) -> None:
+        super().__init__(room, n, jpeg=jpeg)
         self.raised = raised
 
-    def read(self) -> Frame | None:
-        frame = super().read()
-        if frame is not None and frame.index >= self.raised:
+    def paint(self, rgb: np.ndarray, i: int) -> None:
+        if i >= self.raised:
             # ~3.5 % of a 720x1280 frame, skin as bright as the bluish-grey wall behind it (grey
             # 170 against 168): only its colour tells it from the wall
-            frame.rgb[500:700, 300:460] = (205, 160, 130)
-        return frame
+            rgb[500:700, 300:460] = (205, 160, 130)
 
 
-@pytest.mark.parametrize("raised", [151, 163, 205], ids=["after-keep-alive", "between-samples", "later"])
+@pytest.mark.parametrize(
+    ("raised", "jpeg"),
+    [(151, False), (163, False), (205, False), (163, True)],
+    ids=["after-keep-alive", "between-samples", "later", "between-samples-mjpeg"],
+)
 def test_a_hand_raised_into_a_still_scene_is_looked_at_within_a_motion_check(
-    model: EdgeModel, sample_video: Path, clip_shape: tuple[int, int, int], raised: int
+    model: EdgeModel,
+    sample_video: Path,
+    clip_shape: tuple[int, int, int],
+    raised: int,
+    jpeg: bool,
+    full_decodes: list[int],
 ) -> None:
     """A still room does not spend the idle schedule: the first changed frame is looked at within 0.1 s.
 
     Frame 151 comes right after a keep-alive look (frame 150), where the next scheduled sample would
     be 9 frames later. Whatever the phase, MediaPipe looks at most 3 frames (MOTION_CHECK_S) after
     the hand appeared, the replay starts at or before it, and the segment starts at its first frame.
+    The same from an MJPEG camera, whose frames the gate sees as 1/8-scale decodes: held frames
+    that a still measure lets go are never decoded, the replayed ones are.
     """
     from edge.runtime.daemon import MOTION_CHECK_S
 
-    extractor = TableExtractor(scripted_hands(lambda i: i >= raised))
-    source = HandRaisedSource(still_room(sample_video, clip_shape), raised + 60, raised)
+    source = HandRaisedSource(still_room(sample_video, clip_shape), raised + 60, raised, jpeg=jpeg)
+    extractor = TableExtractor(scripted_hands(lambda i: i >= raised), source.index_of if jpeg else None)
     daemon, pub = run_daemon(model, source, extractor, idle_fps=3.0)
     blank = extractor.calls.index(-1)
     woke_on = extractor.calls[blank - 1]  # the idle look that found the hand
@@ -483,6 +548,9 @@ def test_a_hand_raised_into_a_still_scene_is_looked_at_within_a_motion_check(
     assert [i for i in extractor.calls[91:blank] if i < raised] == list(range(150, raised, 60))
     (segment,) = pub.of("segment")
     assert segment.start == round(raised / FPS, 4)
+    if jpeg:  # each frame MediaPipe saw was decoded once (the woken sample twice seen), none other
+        seen = set(extractor.calls) - {-1}
+        assert full_decodes[0] == len(seen) < raised + 60
 
 
 def test_demo_gif_segments_follow_hand_presence(model: EdgeModel, demo_gif: Path) -> None:
@@ -538,30 +606,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.parametrize("transport", ["mpegts", "mjpeg"])
 def test_live_stream_of_the_clip_gives_one_segment_with_the_same_top1(
-    tiny_onnx_path: Path, sample_video: Path, tmp_path: Path
+    tiny_onnx_path: Path, sample_video: Path, tmp_path: Path, transport: str
 ) -> None:
     """The clip after 1.5 s of empty scene, served live: one segment, top-1 as ``slr-predict`` on that file.
 
     The lead-in is what a camera shows before someone signs, and it absorbs the burst of frames
     buffered while the daemon probes the new stream (a live source keeps only the newest of
-    those, so a clip served from its first frame would lose its first ~20 frames).
+    those, so a clip served from its first frame would lose its first ~20 frames). Served as
+    H.264 in MPEG-TS, and as Motion-JPEG over HTTP (an MJPEG camera: the daemon keeps its frames
+    as JPEG and decodes those it uses with libjpeg, ``slr-predict`` decodes the file with FFmpeg).
     """
     from edge.runtime.publisher import Subscriber
 
-    stream = tmp_path / "lead_in_and_clip.mp4"
+    mjpeg = transport == "mjpeg"
+    stream = tmp_path / ("lead_in_and_clip.mkv" if mjpeg else "lead_in_and_clip.mp4")
+    x264 = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "16")
+    codec = ("-c:v", "mjpeg", "-q:v", "3") if mjpeg else x264
     subprocess.run(
         [
             *("ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=black:s=720x1280:r=30:d=1.5"),
             *("-i", str(sample_video), "-filter_complex"),
             "[0:v]format=yuv420p[a];[1:v]format=yuv420p,fps=30[b];[a][b]concat=n=2:v=1",
-            *("-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-g", "30", str(stream)),
+            *codec,
+            *("-g", "30", str(stream)),
         ],
         check=True,
         stdin=subprocess.DEVNULL,
     )
     expected = predict_json(tiny_onnx_path, stream)
     port = free_port()
+    url = f"http://127.0.0.1:{port}/cam.mjpg" if mjpeg else f"tcp://127.0.0.1:{port}"
+    serve = ("-f", "mpjpeg", "-listen", "1", url) if mjpeg else ("-f", "mpegts", f"{url}?listen=1")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     log = (tmp_path / "daemon.log").open("wb")
     # The daemon starts first and waits for the stream (retrying), so that once ffmpeg serves it
@@ -569,7 +646,7 @@ def test_live_stream_of_the_clip_gives_one_segment_with_the_same_top1(
     daemon = subprocess.Popen(
         [
             *(sys.executable, "-m", "edge.commands.edge_cli", "run", "--model", str(tiny_onnx_path)),
-            *("--source", f"tcp://127.0.0.1:{port}", "--endpoint", endpoint, "--publish", "segments"),
+            *("--source", url, "--endpoint", endpoint, "--publish", "segments"),
         ],
         cwd=REPO,
         stdout=log,
@@ -584,8 +661,7 @@ def test_live_stream_of_the_clip_gives_one_segment_with_the_same_top1(
                 pass  # until the daemon is up (its first status)
             ffmpeg = subprocess.Popen(
                 [
-                    *("ffmpeg", "-loglevel", "error", "-re", "-i", str(stream)),
-                    *("-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"),
+                    *("ffmpeg", "-loglevel", "error", "-re", "-i", str(stream), "-c", "copy", *serve),
                 ],
                 stdin=subprocess.DEVNULL,
             )

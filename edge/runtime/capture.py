@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.contract.protocol import CameraState
-from edge.runtime.sources import Frame, FrameTooLarge, SourceError, VideoSource, open_source, redact
+from edge.runtime.sources import BadFrame, Frame, SourceError, VideoSource, open_source, redact
 from edge.util.logs import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class CaptureThread(threading.Thread):
         assert self._source is not None
         try:
             frame = self._source.read()
-        except FrameTooLarge as exc:  # decoded, not converted or kept: memory stays bounded
+        except BadFrame as exc:  # too large: refused unconverted (JPEG: undecoded), memory stays bounded
             self.bad_frames += 1
             self._throttled(logging.WARNING, "bad", "%s; frame skipped", exc)
             return True
@@ -183,7 +183,8 @@ class CaptureThread(threading.Thread):
             log.info("end of %s after %d frames", self.shown, self.captured)
             self.state = "eof"
             return False
-        if not _valid_image(frame.pixels()[0]):  # checked unconverted: most frames never need RGB
+        # checked unconverted (most frames never need RGB); a JPEG's header was checked by its source
+        if not frame.compressed and not _valid_image(frame.pixels()[0]):
             self.bad_frames += 1
             self._throttled(logging.WARNING, "bad", "bad frame %d from %s skipped", frame.index, self.shown)
             return True

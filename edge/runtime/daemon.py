@@ -91,6 +91,7 @@ from edge.runtime.sdnotify import SystemdNotifier
 from edge.runtime.segment_worker import SegmentWorker
 from edge.runtime.segmenter import Segmenter
 from edge.runtime.sources import (
+    BadFrame,
     VideoSource,
     camera_path,
     check_source_path,
@@ -407,13 +408,20 @@ class Daemon:
 
     def _changed(self, item: CapturedFrame) -> bool:
         """The motion gate on a due sample: whether it differs from the last look's frame."""
-        pixels, bgr = item.frame.pixels()  # a still sample is never converted to RGB
+        try:  # a still sample is never converted to RGB (nor, from a JPEG stream, decoded)
+            pixels, bgr = item.frame.small_pixels()
+        except BadFrame:
+            return True  # MediaPipe looks, and the frame's failure is counted there
         return self.motion.changed(pixels, bgr=bgr)
 
     def _looked(self, item: CapturedFrame) -> None:
         """MediaPipe found no hands in this frame: the motion gate compares later samples with it."""
         self._looked_ts = item.frame.timestamp
-        pixels, bgr = item.frame.pixels()
+        try:
+            pixels, bgr = item.frame.small_pixels()
+        except BadFrame:
+            self.motion.reset()  # no reference: the next due sample is looked at
+            return
         self.motion.looked(pixels, bgr=bgr)
 
     def _forget_look(self) -> None:
@@ -455,7 +463,7 @@ class Daemon:
         self.mode, self._next_sample_ts, self._next_check_ts = "full", None, None
         self._forget_look()
         self.buffer.clear()  # sparse idle frames would skew the first window's resampling
-        shape = item.frame.pixels()[0].shape
+        shape = item.frame.shape
         if self._blank is None or self._blank.shape != shape:
             self._blank = np.zeros(shape, np.uint8)
         try:  # a blank frame detects nothing, so MediaPipe forgets the out-of-order sample

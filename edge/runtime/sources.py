@@ -38,6 +38,8 @@ from urllib.parse import unquote
 import cv2
 import numpy as np
 
+from edge.runtime.jpeg import jpeg_size
+
 #: Containers OpenCV's FFmpeg backend decodes (checked, GIF included); used to find videos by id.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 _OPENCV_LOG_LEVEL_ERROR = 2  # cv2.utils.logging.LOG_LEVEL_ERROR, absent from the pip wheels
@@ -53,6 +55,9 @@ STREAM_READ_TIMEOUT_S = 5.0
 #: core with the RGB conversion, the decode itself ~4 ms a frame). A live stream is decoded at its
 #: own rate, which one thread keeps up with; files keep OpenCV's default (read as fast as possible).
 STREAM_DECODER_THREADS = 1
+
+#: Consecutive packets of a JPEG stream that may fail to be a JPEG before the stream counts as lost.
+MAX_SKIPPED_PACKETS = 64
 
 #: Largest decoded frame (width x height) any tool accepts by default: 4096x2160 (DCI 4K). A frame
 #: costs 3 bytes per pixel in BGR, again in RGB, and more inside MediaPipe, so an 8192x8192 stream
@@ -73,17 +78,23 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 class Frame:
-    """One decoded frame: its pixels, when it was taken, and its place in the source.
+    """One frame: its pixels (made when first needed), when it was taken, and its place in the source.
 
-    A source delivers the decoder's BGR pixels and the RGB that MediaPipe wants is made on first
-    use of :attr:`rgb` (in place: the frame owns its array). A live source delivers 30 frames a
-    second and most are never looked at (the idle duty cycle holds them only in case the next
-    sample shows a hand; at full rate the one-slot box drops those extraction is too slow for), so
-    the conversion, ~0.5 ms of a 720p frame, is paid only for the frames that are used. What only
-    needs brightness (the motion gate) reads :meth:`pixels` in either order.
+    A live source delivers 30 frames a second and most are never used (the idle duty cycle holds
+    them only in case the next sample shows a hand; at full rate the one-slot box drops those
+    extraction is too slow for), so a frame is kept as cheap as its source allows until used:
+
+    * an MJPEG network stream's frame stays the camera's JPEG bytes (:meth:`from_jpeg`): decoding
+      is ~4 ms of a 720p frame, paid only when the pixels are read, and the motion gate measures
+      a 1/8-scale decode of it instead (:meth:`small_pixels`);
+    * a decoded frame keeps the decoder's BGR; the RGB that MediaPipe wants is made on first use
+      of :attr:`rgb` (in place: the frame owns its array), ~0.5 ms of a 720p frame.
+
+    Frames are shared by threads (capture, extraction, preview): each decodes or converts once,
+    under its own lock.
     """
 
-    __slots__ = ("_bgr", "_pixels", "captured_at", "index", "timestamp")
+    __slots__ = ("_bgr", "_jpeg", "_lock", "_pixels", "_shape", "captured_at", "index", "timestamp")
 
     def __init__(
         self,
@@ -97,12 +108,30 @@ class Frame:
         pixels = rgb if bgr is None else bgr
         if pixels is None or (rgb is not None and bgr is not None):
             raise ValueError("a frame has either RGB or BGR pixels")
-        self._pixels: np.ndarray = pixels
+        self._pixels: np.ndarray | None = pixels
         self._bgr = bgr is not None
+        self._jpeg: np.ndarray | None = None
+        self._shape: tuple[int, ...] = pixels.shape
+        self._lock = threading.Lock()
         set_field = object.__setattr__  # the fields are read-only (see __setattr__)
         set_field(self, "timestamp", timestamp)
         set_field(self, "index", index)
         set_field(self, "captured_at", time.time() if captured_at is None else captured_at)
+
+    @classmethod
+    def from_jpeg(
+        cls,
+        jpeg: np.ndarray,
+        width: int,
+        height: int,
+        timestamp: float,
+        index: int,
+        captured_at: float | None = None,
+    ) -> Frame:
+        """A frame kept as JPEG bytes (1-D ``uint8``) of the size its header declares, until used."""
+        frame = cls(_NO_PIXELS, timestamp, index, captured_at)
+        frame._pixels, frame._jpeg, frame._shape = None, jpeg, (height, width, 3)
+        return frame
 
     #: Seconds. Files: position in the stream (pts) from 0, increasing across loops.
     #: Live sources: ``time.time()`` at grab.
@@ -119,30 +148,75 @@ class Frame:
         object.__setattr__(self, name, value)
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        """``(H, W, 3)`` (a JPEG frame's from its header), known without decoding or converting."""
+        return self._shape
+
+    @property
+    def jpeg(self) -> np.ndarray | None:
+        """The camera's JPEG bytes (1-D ``uint8``) of a frame from an MJPEG stream, else None."""
+        return self._jpeg
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the frame is still JPEG bytes (its pixels were never needed)."""
+        return self._pixels is None
+
+    @property
     def rgb(self) -> np.ndarray:
-        """H x W x 3 ``uint8`` in RGB order (converted from BGR on first use)."""
-        with _CONVERSION:
+        """H x W x 3 ``uint8`` in RGB order (decoded and converted on first use).
+
+        Raises :class:`BadFrame` for JPEG bytes that do not decode to the size their header declares.
+        """
+        with self._lock:
+            pixels = self._decoded()
             if self._bgr:
-                pixels = self._pixels
                 if _is_colour_image(pixels):  # anything else is refused by its reader, unconverted
                     if pixels.flags.c_contiguous and pixels.flags.writeable:
                         cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=pixels)
                     else:
-                        self._pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+                        pixels = self._pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
                 self._bgr = False
-            return self._pixels
+            return pixels
 
     def pixels(self) -> tuple[np.ndarray, bool]:
-        """The pixels as they are now, and whether they are still in BGR order (no conversion)."""
-        with _CONVERSION:
-            return self._pixels, self._bgr
+        """The pixels as they are now (a JPEG frame decoded, not converted), and whether in BGR order."""
+        with self._lock:
+            return self._decoded(), self._bgr
+
+    def small_pixels(self) -> tuple[np.ndarray, bool]:
+        """The cheapest image of this frame for a motion measure, and whether it is in BGR order.
+
+        A JPEG frame: its 1/8-scale decode (the DCT's block means, no full decode), every time,
+        so that frames of one source always compare alike. Otherwise: :meth:`pixels`.
+        """
+        if self._jpeg is None:
+            return self.pixels()
+        small = cv2.imdecode(self._jpeg, cv2.IMREAD_REDUCED_COLOR_8)
+        if small is None:
+            raise BadFrame(f"frame {self.index}: its JPEG data does not decode")
+        return small, True
+
+    def _decoded(self) -> np.ndarray:
+        """The pixels, decoding the JPEG bytes on first use (called with the lock held)."""
+        if self._pixels is None:
+            assert self._jpeg is not None
+            bgr = cv2.imdecode(self._jpeg, cv2.IMREAD_COLOR)
+            if bgr is None or bgr.shape != self._shape:
+                got = "nothing" if bgr is None else "x".join(map(str, bgr.shape[1::-1]))
+                raise BadFrame(
+                    f"frame {self.index}: its JPEG data decodes to {got}, not the "
+                    f"{self._shape[1]}x{self._shape[0]} its header declares"
+                )
+            self._pixels, self._bgr = bgr, True
+        return self._pixels
 
     def __repr__(self) -> str:
-        return f"Frame(index={self.index}, timestamp={self.timestamp:.3f}, shape={self._pixels.shape})"
+        kind = " jpeg" if self.compressed else ""
+        return f"Frame(index={self.index}, timestamp={self.timestamp:.3f}, shape={self._shape}{kind})"
 
 
-#: Serialises the in-place BGR → RGB swap: two threads swapping one frame would undo each other.
-_CONVERSION = threading.Lock()
+_NO_PIXELS = np.zeros((0, 0, 3), np.uint8)  # a placeholder :meth:`Frame.from_jpeg` replaces at once
 
 
 def _is_colour_image(pixels: object) -> bool:
@@ -164,7 +238,11 @@ class SourceLost(SourceError):
     """A live source (camera, stream) stopped delivering frames after it was opened."""
 
 
-class FrameTooLarge(SourceError):
+class BadFrame(SourceError):
+    """One frame can't be used (undecodable, or too large); the source itself goes on."""
+
+
+class FrameTooLarge(BadFrame):
     """A source declares, or delivers, frames of more than ``max_frame_pixels`` pixels."""
 
     def __init__(self, name: str, width: int, height: int, limit: int) -> None:
@@ -311,8 +389,13 @@ class VideoSource:
         loop: bool = False,
         warn_truncated: bool = True,
         max_frame_pixels: int = MAX_FRAME_PIXELS,
+        jpeg_packets: bool = False,
     ) -> None:
         self._cap = capture
+        #: The capture is in raw mode and its packets are JPEGs: frames stay compressed until used.
+        self.jpeg_packets = jpeg_packets
+        #: Packets of a JPEG stream that were not a JPEG (skipped, never decoded).
+        self.skipped_packets = 0
         self.name = redact(name)  # shown in logs and errors: never with a camera password
         self.max_frame_pixels = max_frame_pixels
         self.is_live = is_live
@@ -341,7 +424,9 @@ class VideoSource:
         # truncated data) must fail at open time with a clear message, not look like an empty video.
         try:
             first = self._grab()
-        except FrameTooLarge:
+            if first is not None and first.compressed:
+                first.pixels()  # this camera's JPEGs must decode here (or the stream is decoded by FFmpeg)
+        except BadFrame:
             self.close()
             raise
         self._pending: Frame | None = None
@@ -405,16 +490,48 @@ class VideoSource:
     # -- internals --------------------------------------------------------------------------
 
     def _grab(self) -> Frame | None:
+        if self.jpeg_packets:
+            return self._grab_jpeg()
         # A fresh array per frame, handed to the Frame as it is: consumers may keep frames (held
         # idle frames, the preview), and the RGB conversion happens in it on first use.
         ok, bgr = self._cap.read()
         if not ok or bgr is None or bgr.size == 0:
             return None
         height, width = bgr.shape[:2]
-        if width * height > self.max_frame_pixels:  # a stream that grew after it was opened
+        self._check_size(width, height)
+        frame = Frame(None, *self._stamp(), bgr=bgr)
+        self._index += 1
+        self._decoded_in_pass += 1
+        return frame
+
+    def _grab_jpeg(self) -> Frame | None:
+        """The next packet of a JPEG stream as a compressed frame; packets that are not a JPEG are skipped."""
+        for _ in range(MAX_SKIPPED_PACKETS):
+            ok, packet = self._cap.read()  # raw mode: the packet's bytes, a fresh 1 x N array
+            if not ok or packet is None or packet.size == 0:
+                return None
+            jpeg = packet.reshape(-1)
+            size = jpeg_size(jpeg)
+            if size is None:
+                self.skipped_packets += 1
+                continue
+            self._check_size(*size)  # before a byte is decoded: a small JPEG can declare 8192x8192
+            width, height = size
+            frame = Frame.from_jpeg(jpeg, width, height, *self._stamp())
+            self._index += 1
+            self._decoded_in_pass += 1
+            return frame
+        return None
+
+    def _check_size(self, width: int, height: int) -> None:
+        """Raise :class:`FrameTooLarge` for a frame over the limit (a stream may grow after opening)."""
+        if width * height > self.max_frame_pixels:
             self._index += 1
             what = f"frame {self._index - 1} of {self.name!r}"
             raise FrameTooLarge(what, width, height, self.max_frame_pixels)
+
+    def _stamp(self) -> tuple[float, int, float]:
+        """``(timestamp, index, captured_at)`` for the frame just read."""
         grabbed_at = time.time()
         if self.is_live:
             ts = grabbed_at
@@ -424,10 +541,7 @@ class VideoSource:
             if ts <= self._last_ts:  # containers with missing/odd pts: never let time go backwards
                 ts = self._last_ts + self._period
         self._last_ts = ts
-        frame = Frame(None, ts, self._index, grabbed_at, bgr=bgr)
-        self._index += 1
-        self._decoded_in_pass += 1
-        return frame
+        return ts, self._index, grabbed_at
 
     def _file_ended(self) -> None:
         decoded, expected = self._decoded_in_pass, self.expected_frames
@@ -521,13 +635,30 @@ def open_source(
         cv2.CAP_PROP_N_THREADS,
         STREAM_DECODER_THREADS,
     ]
-    cap = cv2.VideoCapture(text, cv2.CAP_FFMPEG, params)
-    if not cap.isOpened():
-        raise SourceError(
-            f"cannot open stream {redact(text)!r}: unreachable, not answering within "
-            f"{open_timeout_s:g} s, or not a video stream"
-        )
-    return VideoSource(cap, text, is_live=True, max_frame_pixels=max_frame_pixels)
+    for keep_jpeg in (True, False):
+        cap = cv2.VideoCapture(text, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            raise SourceError(
+                f"cannot open stream {redact(text)!r}: unreachable, not answering within "
+                f"{open_timeout_s:g} s, or not a video stream"
+            )
+        jpeg = keep_jpeg and _raw_jpeg_mode(cap)
+        try:
+            return VideoSource(cap, text, is_live=True, max_frame_pixels=max_frame_pixels, jpeg_packets=jpeg)
+        except BadFrame as exc:
+            if not jpeg or isinstance(exc, FrameTooLarge):
+                raise
+            # JPEGs libjpeg can't read (e.g. Motion-JPEG without Huffman tables): let FFmpeg decode.
+            log.info("%s: its JPEG frames need FFmpeg's decoder; decoding every frame", redact(text))
+    raise AssertionError("unreachable")  # the second pass returns or raises
+
+
+def _raw_jpeg_mode(cap: cv2.VideoCapture) -> bool:
+    """Switch a just-opened Motion-JPEG stream to raw packets (JPEG bytes, not decoded); whether it was."""
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
+    if fourcc != cv2.VideoWriter.fourcc(*"MJPG"):
+        return False
+    return bool(cap.set(cv2.CAP_PROP_FORMAT, -1))
 
 
 def _open_camera(device: str | int, max_frame_pixels: int) -> VideoSource:
