@@ -48,6 +48,7 @@ machine run it when ``uptime`` is lowest.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -503,13 +504,35 @@ def main(argv: list[str] | None = None) -> int:
         "machine's load does not cap the CPU share they can use)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "bench_idle_results.json",
+        help="where the measurements are saved (JSON) before the report is made (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="measure nothing: make the report from the measurements saved in --results",
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        data = json.loads(args.results.read_text())
+    else:
+        data = measure(args)
+        args.results.write_text(json.dumps(data, indent=1))
+        print(f"measurements saved in {args.results}", flush=True)
+    markdown = report(data)
+    print(markdown)
+    if not args.no_write:
+        write_section("idle", markdown)
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement of the benchmark, as JSON-ready data (see :func:`report`)."""
     transports: list[str] = args.transports
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    from edge.runtime.config import DaemonConfig
-
-    defaults = DaemonConfig(model="m")
-    idle_fps = defaults.idle_fps
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or default_model(Path(tmp))
@@ -565,10 +588,66 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(max(3, args.rounds)):  # alternating off/on; each run is only seconds long
             file_runs["off"].append(file_fps(model, hands, CONFIGS["duty off"], args.nice))
             file_runs["on"].append(file_fps(model, hands, [], args.nice))
-        fps_off, fps_on = (statistics.median(file_runs[k]) for k in ("off", "on"))
         print(f"hands present: {file_runs['off']} vs {file_runs['on']} frames/s", flush=True)
+        model_name = model.name if args.model else "tiny test model (helpers_onnx)"
 
     load_after = os.getloadavg()
+    wake_latency = {
+        t: (m.groups() if (m := SEGMENT_LATENCY.search(text)) else None) for t, text in wake_logs.items()
+    }
+    wake_segments = {
+        t: (int(m.group(1)) if (m := SEGMENTS.search(text)) else 0) for t, text in wake_logs.items()
+    }
+    return {
+        "transports": transports,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "nice": args.nice,
+        "model": model_name,
+        "costs": {
+            scene: {f"{t}|{step}": ms for (t, step), ms in cost.items()} for scene, cost in costs.items()
+        },
+        "jpeg_costs": jpeg_costs,
+        "per_look": per_look,
+        "runs": {
+            "|".join(key): [
+                {"cores": r.cores, "groups": r.groups, "looks_per_s": r.looks_per_s, "load": r.load}
+                for r in values
+            ]
+            for key, values in runs.items()
+        },
+        "wakes": wakes,
+        "wake_latency": wake_latency,
+        "wake_segments": wake_segments,
+        "file_runs": file_runs,
+        "load_before": list(load_before),
+        "load_after": list(load_after),
+    }
+
+
+def report(data: dict[str, Any]) -> str:
+    """The markdown section for docs/BENCHMARKS.md from :func:`measure`'s data."""
+    from edge.runtime.config import DaemonConfig
+
+    transports: list[str] = data["transports"]
+    costs = {
+        scene: {tuple(key.split("|", 1)): ms for key, ms in cost.items()}
+        for scene, cost in data["costs"].items()
+    }
+    jpeg_costs: dict[str, dict[str, float]] = data["jpeg_costs"]
+    per_look: dict[str, float] = data["per_look"]
+    runs = {
+        tuple(key.split("|")): [
+            LiveRun(r["cores"], r["groups"], r["looks_per_s"], r["load"], "") for r in values
+        ]
+        for key, values in data["runs"].items()
+    }
+    wakes: dict[str, list[float]] = data["wakes"]
+    file_runs: dict[str, list[float]] = data["file_runs"]
+    fps_off, fps_on = (statistics.median(file_runs[k]) for k in ("off", "on"))
+    load_before, load_after = data["load_before"], data["load_after"]
+    defaults = DaemonConfig(model="m")
+    idle_fps = defaults.idle_fps
     from edge.runtime.segmenter import Segmenter, capacity_for
 
     capacity = capacity_for(defaults.max_segment_s, 30.0)
@@ -586,10 +665,10 @@ def main(argv: list[str] | None = None) -> int:
         + " (`ffmpeg -re`, the same scenes built with the same filters for each; "
         f"`h264`: `-f mpegts tcp://127.0.0.1:PORT?listen=1`; `mjpeg`: `-f mpjpeg -listen 1 "
         f"http://127.0.0.1:PORT/cam.mjpg`, as an MJPEG network camera serves it), model "
-        f"`{model.name if args.model else 'tiny test model (helpers_onnx)'}`, idle_fps {idle_fps:g}, "
+        f"`{data['model']}`, idle_fps {idle_fps:g}, "
         f"idle_after_s {defaults.idle_after_s:g}, idle_motion {defaults.idle_motion:g} %, "
         f"idle_keepalive_s {defaults.idle_keepalive_s:g}; cores = the daemon's CPU-seconds per second "
-        f"(all threads) over {args.seconds:g} s after it went idle, median of {args.rounds} round(s) "
+        f"(all threads) over {data['seconds']:g} s after it went idle, median of {data['rounds']} round(s) "
         "alternating scene × config × transport.",
         "",
         "| scene | transport | duty off | duty on, no gate | duty on + gate | gate / no gate | "
@@ -629,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
             per_sample = [
                 med(transport, scene, label, lambda r: r.cores) / idle_fps * 1000 for label in duty_on
             ]
-            per_look = [  # MediaPipe's CPU over one sample period
+            mediapipe_per_sample = [  # MediaPipe's CPU over one sample period
                 med(transport, scene, label, lambda r: r.groups["mediapipe"]) / idle_fps * 1000
                 for label in duty_on
             ]
@@ -637,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {title.split(',')[0]} | {transport} | "
                 + " | ".join(f"{g:.3f}" for g in groups)
                 + f" | {looks[0]:.2f} / {looks[1]:.2f} | {per_sample[0]:.0f} / {per_sample[1]:.0f} ms"
-                + f" | {per_look[0]:.0f} / {per_look[1]:.0f} ms"
+                + f" | {mediapipe_per_sample[0]:.0f} / {mediapipe_per_sample[1]:.0f} ms"
                 + (f" | {groups[0] / looks[1] * 1000:.0f} ms |" if looks[1] > 0 else " | - |")
             )
     if costs:
@@ -722,9 +801,10 @@ def main(argv: list[str] | None = None) -> int:
         f"| Holistic, empty room (no person: the pose detector only) | "
         f"{per_look['holistic, empty room']:.1f} ms |",
         "",
-        "An idle look costs what a full-rate frame costs (tracking holds between samples: the "
-        "pose is followed from the previous look, not detected anew), so nothing idle-specific "
-        "is left in it. Most of a look at a person is Holistic itself: its pose "
+        f"An idle look costs about what a full-rate frame costs ({per_look['holistic']:.0f} vs "
+        f"{per_look['holistic, every frame']:.0f} ms: tracking holds between samples, the pose is "
+        "followed from the previous look, not detected anew), so nothing idle-specific is left "
+        "in it. Most of a look at a person is Holistic itself: its pose "
         "model, and its hand models, which its graph runs for every wrist whose pose visibility "
         "exceeds 0.1 (a threshold in the graph, not a setting): the person at rest reaches "
         f"{per_look['wrist visibility']:.2f} with no hand in view. A cheaper pre-check that "
@@ -741,14 +821,13 @@ def main(argv: list[str] | None = None) -> int:
             if values
             else f"no wake-up seen (target p95 ≤ {budget_ms:.0f} ms) ✗"
         )
-        lat = SEGMENT_LATENCY.search(wake_logs[transport])
-        segs = SEGMENTS.search(wake_logs[transport])
-        p50, p95 = lat.groups() if lat else ("-", "-")
+        latency = data["wake_latency"].get(transport)
+        p50, p95 = latency if latency else ("-", "-")
         lines += [
             f"| wake-up from the noisy empty room, first hand frame → full-rate extraction "
             f"({transport}, live, gate on, {len(values)} wake-ups) | {wake_text} |",
             f"| segment: episode end → publish latency p50 / p95 ({transport}, live, "
-            f"{segs.group(1) if segs else 0} segments) | {p50} / {p95} ms |",
+            f"{data['wake_segments'].get(transport, 0)} segments) | {p50} / {p95} ms |",
         ]
     ratio = fps_on / fps_off
     lines += [
@@ -761,7 +840,7 @@ def main(argv: list[str] | None = None) -> int:
         f"1-minute load average before / after: {load_before[0]:.1f} / {load_after[0]:.1f} on "
         f"{os.cpu_count()} cores (per run: "
         + ", ".join(f"{r.load:.1f}" for rs in runs.values() for r in rs)
-        + f"), daemons under test at niceness {args.nice}."
+        + f"), daemons under test at niceness {data['nice']}."
         + (
             " The machine was shared with other work, which inflates CPU time per frame: compare "
             "the columns of one row."
@@ -769,11 +848,7 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         ),
     ]
-    markdown = "\n".join(lines)
-    print(markdown)
-    if not args.no_write:
-        write_section("idle", markdown)
-    return 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
