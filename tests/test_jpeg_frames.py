@@ -288,3 +288,19 @@ def test_a_camera_whose_jpegs_libjpeg_cannot_read_is_decoded_by_ffmpeg(
             assert frame is not None and not frame.compressed and frame.rgb.shape[1] == 320
     finally:
         camera.die()
+
+
+def test_decode_ahead_decodes_jpeg_frames_in_its_thread_and_keeps_a_bad_one_for_its_consumer() -> None:
+    """``prefetched`` (slr-predict --segments on a stream) decodes JPEG frames ahead; a bad one stays bad."""
+    from contextlib import closing
+
+    from edge.runtime.prefetch import prefetched
+
+    good = [jpeg_frame(textured(90, 160, seed), index) for seed, index in ((1, 0), (2, 1))]
+    data = encode(textured(90, 160))
+    bad = Frame.from_jpeg(np.frombuffer(rebuild(data, lambda m: m != 0xDB), np.uint8), 160, 90, 2 / 30, 2)
+    with closing(prefetched([*good, bad])) as frames:
+        first, second, third = frames
+        assert not first.compressed and not second.compressed and first.rgb.shape == (90, 160, 3)
+        with pytest.raises(BadFrame):
+            third.rgb  # noqa: B018 - the property decodes

@@ -6,11 +6,12 @@ so they cost the same per frame and neither pays decoding on top of extraction.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Generator, Iterable
 
-from edge.runtime.sources import Frame
+from edge.runtime.sources import BadFrame, Frame
 
 #: Frames decoded ahead of MediaPipe (720p RGB: 2.7 MB each).
 PREFETCH_FRAMES = 4
@@ -40,6 +41,9 @@ def prefetched(frames: Iterable[Frame], depth: int = PREFETCH_FRAMES) -> Generat
     def produce() -> None:
         try:
             for frame in frames:
+                if frame.compressed:  # an MJPEG stream's frame: decode it here too, ahead
+                    with contextlib.suppress(BadFrame):  # the consumer's .rgb raises it in order
+                        frame.pixels()
                 if not put(frame):
                     return
             put(_END)
