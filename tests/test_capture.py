@@ -167,3 +167,24 @@ def test_stop_ends_the_thread(live: bool) -> None:
     capture.stop()
     capture.join(GUARD_S)
     assert not capture.is_alive()
+
+
+def test_packets_a_jpeg_stream_skipped_count_as_bad_frames(caplog: pytest.LogCaptureFixture) -> None:
+    """A JPEG stream's packets that were no JPEG (skipped by the source) reach ``bad_frames`` and the log."""
+
+    class Skipping(FakeSource):
+        skipped_packets = 0
+
+        def read(self) -> Frame | None:
+            self.skipped_packets += 2  # two garbage packets before every frame
+            return super().read()
+
+    box = LatestFrameBox(drop_stale=False)
+    capture = CaptureThread("http://cam/video.mjpg", box, source=Skipping(3, live=False))  # type: ignore[arg-type]
+    capture.start()
+    frames = []
+    while (got := box.get(timeout=GUARD_S)) is not None:
+        frames.append(got.frame.index)
+    capture.join(GUARD_S)
+    assert frames == [1, 2, 3] and capture.bad_frames == 8  # 2 per read, the EOF read included
+    assert "packets from http://cam/video.mjpg were no JPEG: skipped" in caplog.text

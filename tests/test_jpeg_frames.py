@@ -304,3 +304,11 @@ def test_decode_ahead_decodes_jpeg_frames_in_its_thread_and_keeps_a_bad_one_for_
         assert not first.compressed and not second.compressed and first.rgb.shape == (90, 160, 3)
         with pytest.raises(BadFrame):
             third.rgb  # noqa: B018 - the property decodes
+
+
+def test_the_motion_copy_of_a_jpeg_frame_is_decoded_once(decodes: dict[int, int]) -> None:
+    """The gate measures a sample, then keeps the same frame as its reference: one 1/8 decode."""
+    frame = jpeg_frame(textured(720, 1280))
+    first, _ = frame.small_pixels()
+    again, _ = frame.small_pixels()
+    assert again is first and decodes == {cv2.IMREAD_REDUCED_COLOR_8: 1}

@@ -122,6 +122,7 @@ class CaptureThread(threading.Thread):
         self.state: CameraState = "ok" if source is not None else "connecting"
         self.captured = 0
         self.bad_frames = 0
+        self._skipped_seen = 0  # the source's skipped_packets already counted in bad_frames
         self.connection = 1 if source is not None else 0
         self.failed_opens = 0  # attempts that failed (so far, or since the last loss)
         self.fps: float | None = source.fps if source is not None else None
@@ -159,6 +160,7 @@ class CaptureThread(threading.Thread):
             self._throttled(logging.WARNING, "open", "%s; retrying", exc)
             return False
         self.failed_opens = 0
+        self._skipped_seen = 0
         self.fps = self._source.fps
         self.connection += 1
         log.info("source %s %s", self.shown, "reconnected" if self.connection > 1 else "opened")
@@ -167,9 +169,25 @@ class CaptureThread(threading.Thread):
 
     def _read_one(self) -> bool:
         """Read and offer one frame; False when the thread should end (EOF, box finished)."""
-        assert self._source is not None
+        source = self._source
+        assert source is not None
         try:
-            frame = self._source.read()
+            return self._offer(source)
+        finally:
+            self._count_skipped(source)
+
+    def _count_skipped(self, source: VideoSource) -> None:
+        """Packets a JPEG stream skipped (not a JPEG) count as bad frames, in status and in the log."""
+        skipped = getattr(source, "skipped_packets", 0)
+        new, self._skipped_seen = skipped - self._skipped_seen, skipped
+        if new > 0:
+            self.bad_frames += new
+            what = "%d packets from %s were no JPEG: skipped"
+            self._throttled(logging.WARNING, "bad", what, new, self.shown)
+
+    def _offer(self, source: VideoSource) -> bool:
+        try:
+            frame = source.read()
         except BadFrame as exc:  # too large: refused unconverted (JPEG: undecoded), memory stays bounded
             self.bad_frames += 1
             self._throttled(logging.WARNING, "bad", "%s; frame skipped", exc)

@@ -94,7 +94,7 @@ class Frame:
     under its own lock.
     """
 
-    __slots__ = ("_bgr", "_jpeg", "_lock", "_pixels", "_shape", "captured_at", "index", "timestamp")
+    __slots__ = ("_bgr", "_jpeg", "_lock", "_pixels", "_shape", "_small", "captured_at", "index", "timestamp")
 
     def __init__(
         self,
@@ -111,6 +111,7 @@ class Frame:
         self._pixels: np.ndarray | None = pixels
         self._bgr = bgr is not None
         self._jpeg: np.ndarray | None = None
+        self._small: np.ndarray | None = None  # a JPEG frame's 1/8-scale decode, once made
         self._shape: tuple[int, ...] = pixels.shape
         self._lock = threading.Lock()
         set_field = object.__setattr__  # the fields are read-only (see __setattr__)
@@ -187,15 +188,18 @@ class Frame:
     def small_pixels(self) -> tuple[np.ndarray, bool]:
         """The cheapest image of this frame for a motion measure, and whether it is in BGR order.
 
-        A JPEG frame: its 1/8-scale decode (the DCT's block means, no full decode), every time,
+        A JPEG frame: its 1/8-scale decode (the DCT's block means, no full decode; made once, as
+        the gate measures a sample and then keeps it as its reference), also after a full decode,
         so that frames of one source always compare alike. Otherwise: :meth:`pixels`.
         """
         if self._jpeg is None:
             return self.pixels()
-        small = cv2.imdecode(self._jpeg, cv2.IMREAD_REDUCED_COLOR_8)
-        if small is None:
-            raise BadFrame(f"frame {self.index}: its JPEG data does not decode")
-        return small, True
+        with self._lock:
+            if self._small is None:
+                self._small = cv2.imdecode(self._jpeg, cv2.IMREAD_REDUCED_COLOR_8)
+                if self._small is None:
+                    raise BadFrame(f"frame {self.index}: its JPEG data does not decode")
+            return self._small, True
 
     def _decoded(self) -> np.ndarray:
         """The pixels, decoding the JPEG bytes on first use (called with the lock held)."""
