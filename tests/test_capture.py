@@ -95,6 +95,18 @@ class FakeSource:
         self.closed = True
 
 
+def run_to_eof(spec: str, source: FakeSource) -> tuple[CaptureThread, list[int]]:
+    """Run a capture thread over a file-like ``source`` to its end; the indexes of the frames offered."""
+    box = LatestFrameBox(drop_stale=False)
+    capture = CaptureThread(spec, box, source=source)  # type: ignore[arg-type]
+    capture.start()
+    frames = []
+    while (got := box.get(timeout=GUARD_S)) is not None:
+        frames.append(got.frame.index)
+    capture.join(GUARD_S)
+    return capture, frames
+
+
 def test_live_source_missing_then_lost_then_recovered() -> None:
     attempts: list[float] = []
     script = [None, None, FakeSource(3, live=True), None, FakeSource(2, live=True)]
@@ -126,14 +138,8 @@ def test_live_source_missing_then_lost_then_recovered() -> None:
 
 
 def test_file_source_ends_with_eof() -> None:
-    box = LatestFrameBox(drop_stale=False)
     source = FakeSource(5, live=False)
-    capture = CaptureThread("clip.mp4", box, source=source)  # type: ignore[arg-type]
-    capture.start()
-    frames = []
-    while (got := box.get(timeout=GUARD_S)) is not None:
-        frames.append(got.frame.index)
-    capture.join(GUARD_S)
+    capture, frames = run_to_eof("clip.mp4", source)
     assert frames == [1, 2, 3, 4, 5]
     assert capture.state == "eof" and source.closed and capture.captured == 5
 
@@ -146,13 +152,7 @@ def test_bad_frames_are_counted_not_fatal() -> None:
                 return Frame(np.zeros((4, 4), np.float32), frame.timestamp, frame.index)
             return frame
 
-    box = LatestFrameBox(drop_stale=False)
-    capture = CaptureThread("clip.mp4", box, source=Bad(6, live=False))  # type: ignore[arg-type]
-    capture.start()
-    frames = []
-    while (got := box.get(timeout=GUARD_S)) is not None:
-        frames.append(got.frame.index)
-    capture.join(GUARD_S)
+    capture, frames = run_to_eof("clip.mp4", Bad(6, live=False))
     assert frames == [2, 4, 6] and capture.bad_frames == 3
 
 
@@ -179,12 +179,6 @@ def test_packets_a_jpeg_stream_skipped_count_as_bad_frames(caplog: pytest.LogCap
             self.skipped_packets += 2  # two garbage packets before every frame
             return super().read()
 
-    box = LatestFrameBox(drop_stale=False)
-    capture = CaptureThread("http://cam/video.mjpg", box, source=Skipping(3, live=False))  # type: ignore[arg-type]
-    capture.start()
-    frames = []
-    while (got := box.get(timeout=GUARD_S)) is not None:
-        frames.append(got.frame.index)
-    capture.join(GUARD_S)
+    capture, frames = run_to_eof("http://cam/video.mjpg", Skipping(3, live=False))
     assert frames == [1, 2, 3] and capture.bad_frames == 8  # 2 per read, the EOF read included
     assert "packets from http://cam/video.mjpg were no JPEG: skipped" in caplog.text
