@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.camera.sources import open_source, quiet_opencv_warnings
 from edge.contract.keypoint_file import load_keypoints
 from edge.contract.layout import has_hands
 from edge.contract.preprocess import WINDOW, preprocess
 from edge.dataset.jobs import Job
 from edge.dataset.worker import run_jobs
-from edge.runtime.sources import open_source, quiet_opencv_warnings
 
 if not __package__:  # run as a script (python benchmarks/x.py): make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

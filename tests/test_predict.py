@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.runtime.classify import classify_window
-from edge.runtime.inference import load_model
+from edge.recognition.classify import classify_window
+from edge.recognition.inference import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 

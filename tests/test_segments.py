@@ -1,6 +1,6 @@
 """Sign segments and the idle duty cycle, through the daemon's real main loop.
 
-Scripted tests drive :class:`edge.runtime.daemon.Daemon` in process with a source whose frames
+Scripted tests drive :class:`edge.daemon.daemon.Daemon` in process with a source whose frames
 carry their index and an extractor that looks keypoints up by it (so duty cycling, which skips
 frames, cannot shift what a frame "contains"). The MediaPipe tests build streams from identical
 decoded frames of the sample clip plus synthetic empty-scene frames, and compare with
@@ -23,14 +23,15 @@ import numpy as np
 import pytest
 from conftest import assert_same_top_k, predict_json
 
+from edge.camera.frame import Frame
+from edge.camera.sources import open_source
 from edge.contract.layout import RIGHT_HAND, empty_frame, has_hands
 from edge.contract.protocol import Segment, validate
-from edge.runtime.classify import classify_window
-from edge.runtime.config import DaemonConfig
-from edge.runtime.daemon import Daemon
-from edge.runtime.inference import EdgeModel, load_model
-from edge.runtime.inference_worker import WindowJob
-from edge.runtime.sources import Frame, open_source
+from edge.daemon.config import DaemonConfig
+from edge.daemon.daemon import Daemon
+from edge.recognition.classify import classify_window
+from edge.recognition.inference import EdgeModel, load_model
+from edge.recognition.inference_worker import WindowJob
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD_S = 900.0
@@ -301,7 +302,7 @@ class ChainSource:
 
 
 def holistic() -> Any:
-    from edge.runtime.holistic import HolisticExtractor
+    from edge.keypoints.holistic import HolisticExtractor
 
     return HolisticExtractor(quiet=True)
 
@@ -532,7 +533,7 @@ def test_a_hand_raised_into_a_still_scene_is_looked_at_within_a_motion_check(
     The same from an MJPEG camera, whose frames the gate sees as 1/8-scale decodes: held frames
     that a still measure lets go are never decoded, the replayed ones are.
     """
-    from edge.runtime.daemon import MOTION_CHECK_S
+    from edge.daemon.daemon import MOTION_CHECK_S
 
     source = HandRaisedSource(still_room(sample_video, clip_shape), raised + 60, raised, jpeg=jpeg)
     extractor = TableExtractor(scripted_hands(lambda i: i >= raised), source.index_of if jpeg else None)
@@ -618,7 +619,7 @@ def test_live_stream_of_the_clip_gives_one_segment_with_the_same_top1(
     H.264 in MPEG-TS, and as Motion-JPEG over HTTP (an MJPEG camera: the daemon keeps its frames
     as JPEG and decodes those it uses with libjpeg, ``slr-predict`` decodes the file with FFmpeg).
     """
-    from edge.runtime.publisher import Subscriber
+    from edge.transport.subscriber import Subscriber
 
     mjpeg = transport == "mjpeg"
     stream = tmp_path / ("lead_in_and_clip.mkv" if mjpeg else "lead_in_and_clip.mp4")

@@ -2,7 +2,7 @@
 
 A one-shot check that a model and a camera work, before deploying the daemon: same extractor,
 same model loading and the same classification path
-(:func:`edge.runtime.classify.classify_window`), but the whole clip is one window. When the clip's frame
+(:func:`edge.recognition.classify.classify_window`), but the whole clip is one window. When the clip's frame
 rate differs from the model's (a camera at 15 fps, or extraction slower than the camera) the
 keypoints are resampled to the model's rate first, exactly as the daemon does.
 """
@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from edge.runtime.classify import ClipResult
-    from edge.runtime.holistic import Extractor
-    from edge.runtime.sources import VideoSource
+    from edge.camera.sources import VideoSource
+    from edge.keypoints.holistic import Extractor
+    from edge.recognition.classify import ClipResult
 
 from edge.commands import predict_segments, scaffold
 from edge.commands.scaffold import EXIT_OK, EXIT_USAGE, add_version
@@ -109,8 +109,8 @@ def _record_camera(
     Extraction is slower than the camera, so frames are taken from the capture thread's
     latest-frame box (stale ones dropped) and their grab timestamps drive resampling later.
     """
-    from edge.runtime.capture import CaptureThread, LatestFrameBox
-    from edge.runtime.sources import SourceError
+    from edge.camera.capture import CaptureThread, LatestFrameBox
+    from edge.camera.frame import SourceError
 
     for n in range(countdown, 0, -1):
         print(f"{n}...", file=sys.stderr, flush=True)
@@ -165,10 +165,11 @@ def _print_table(result: ClipResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.runtime.classify import classify_clip
-    from edge.runtime.holistic import HolisticExtractor
-    from edge.runtime.inference import load_model
-    from edge.runtime.sources import open_source, redact
+    from edge.camera.sources import open_source
+    from edge.keypoints.holistic import HolisticExtractor
+    from edge.recognition.classify import classify_clip
+    from edge.recognition.inference import load_model
+    from edge.util.redact import redact
 
     if predict_segments.wanted(args):
         return predict_segments.run_segments(args)
@@ -217,9 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    from edge.runtime.holistic import ExtractorError
-    from edge.runtime.inference import ModelError
-    from edge.runtime.sources import SourceError
+    from edge.camera.frame import SourceError
+    from edge.keypoints.holistic import ExtractorError
+    from edge.recognition.inference import ModelError
 
     try:
         return run(args)

@@ -1,8 +1,8 @@
 """``slr-predict VIDEO --segments``: continuous signing in a file, one line (or cue) per episode.
 
 A recorded video of continuous signing (an interpreter's recording, a lecture, a video call) goes
-through the daemon's segment path (:mod:`edge.runtime.file_segments`): the same segmenter
-settings as ``slr-edge run`` (declared once, in :class:`edge.runtime.config.DaemonConfig`), the
+through the daemon's segment path (:mod:`edge.clips.file_segments`): the same segmenter
+settings as ``slr-edge run`` (declared once, in :class:`edge.daemon.config.DaemonConfig`), the
 same classification, so ``--json`` prints exactly the ``segment`` messages that
 ``slr-edge run --source VIDEO --publish segments`` publishes for the file. ``--srt``/``--vtt``
 write subtitles (:mod:`edge.captions`) atomically once the whole file is done, so Ctrl-C or
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, interrupt_on_signals
 
 if TYPE_CHECKING:
-    from edge.runtime.file_segments import FileSegments
+    from edge.clips.file_segments import FileSegments
 
 #: The daemon settings that shape episodes; flags, defaults, help and bounds come from their declarations.
 SEGMENT_SETTINGS = ("gap_s", "max_segment_s", "min_segment_frames")
@@ -52,8 +52,8 @@ class SegmentOptions:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``--segments`` group of ``slr-predict``."""
-    from edge.runtime import settings
-    from edge.runtime.config import DaemonConfig
+    from edge.daemon.config import DaemonConfig
+    from edge.util import settings
 
     group = parser.add_argument_group("continuous signing and captions", DESCRIPTION)
     group.add_argument("--segments", action="store_true", help="one result per signing episode")
@@ -102,8 +102,8 @@ def segment_options(given: Mapping[str, Any] | None = None) -> SegmentOptions:
 
     slr-predict's flags and slr-web's captions worker both come through here: one set of defaults.
     """
-    from edge.runtime import settings
-    from edge.runtime.config import DaemonConfig
+    from edge.daemon.config import DaemonConfig
+    from edge.util import settings
 
     config = settings.check(replace(DaemonConfig(), **dict(given or {})))
     return SegmentOptions(config.gap_s, config.max_segment_s, config.min_segment_frames)
@@ -170,11 +170,11 @@ def run_segments(args: argparse.Namespace) -> int:
 def _segment_video(args: argparse.Namespace, options: SegmentOptions) -> FileSegments:
     from tqdm import tqdm
 
-    from edge.runtime.file_segments import segment_frames
-    from edge.runtime.holistic import HolisticExtractor
-    from edge.runtime.inference import load_model
-    from edge.runtime.prefetch import prefetched
-    from edge.runtime.sources import open_source
+    from edge.camera.prefetch import prefetched
+    from edge.camera.sources import open_source
+    from edge.clips.file_segments import segment_frames
+    from edge.keypoints.holistic import HolisticExtractor
+    from edge.recognition.inference import load_model
 
     model = load_model(args.model, threads=args.threads)
     source = open_source(args.video, warn_truncated=False)  # a bad file fails before MediaPipe loads

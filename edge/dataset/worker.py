@@ -1,6 +1,6 @@
 """The extraction itself: one MediaPipe graph per process, one video per call, a batch over a pool.
 
-Workers are spawned processes, each with its own :class:`~edge.runtime.holistic.HolisticExtractor`
+Workers are spawned processes, each with its own :class:`~edge.keypoints.holistic.HolisticExtractor`
 (created once by :func:`init_worker`); every finished video is written atomically by the worker,
 so only a small :class:`JobResult` travels back. A video that crashes its worker is retried once.
 """
@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.camera.frame import SourceError
+from edge.camera.prefetch import prefetched
+from edge.camera.sources import VideoSource, open_source, quiet_opencv_warnings
 from edge.contract.keypoint_file import KEYPOINT_SUFFIX, KeypointFileError, save_keypoints
 from edge.contract.model_contract import DEFAULT_FPS
 from edge.dataset.jobs import Job, JobResult
-from edge.runtime.holistic import ExtractorError, HolisticExtractor
-from edge.runtime.prefetch import prefetched
-from edge.runtime.resample import measured_fps
-from edge.runtime.sources import SourceError, VideoSource, open_source, quiet_opencv_warnings
+from edge.keypoints.holistic import ExtractorError, HolisticExtractor
+from edge.keypoints.resample import measured_fps
 from edge.util.logs import error_line
 
 PROG = "slr-extract"

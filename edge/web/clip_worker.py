@@ -51,10 +51,10 @@ def classify_upload(video: str, model_path: str, progress: Callable[[int], None]
     """
     import numpy as np
 
-    from edge.runtime.classify import classify_clip
-    from edge.runtime.holistic import HolisticExtractor
-    from edge.runtime.inference import load_model
-    from edge.runtime.sources import open_source
+    from edge.camera.sources import open_source
+    from edge.keypoints.holistic import HolisticExtractor
+    from edge.recognition.classify import classify_clip
+    from edge.recognition.inference import load_model
 
     model = load_model(model_path, threads=THREADS)
     source = open_source(video)  # decodes the first frame: validation by content, not by name
@@ -83,19 +83,20 @@ def caption_upload(
 ) -> dict:
     """Episodes and captions of a long ``video``: ``slr-predict VIDEO --segments --json --srt --vtt``.
 
-    The same path as that command (:func:`edge.runtime.file_segments.segment_frames` with the
+    The same path as that command (:func:`edge.clips.file_segments.segment_frames` with the
     daemon's segment settings, :mod:`edge.captions` for the cues and both subtitle formats), so the
     page shows exactly what the command line writes for the file.
     """
     from collections.abc import Iterator
 
+    from edge.camera.frame import Frame
+    from edge.camera.sources import open_source
     from edge.captions.cues import cues_from_segments
     from edge.captions.formats import srt_text, vtt_text
+    from edge.clips.file_segments import segment_frames
     from edge.commands.predict_segments import segment_options
-    from edge.runtime.file_segments import segment_frames
-    from edge.runtime.holistic import HolisticExtractor
-    from edge.runtime.inference import load_model
-    from edge.runtime.sources import Frame, open_source
+    from edge.keypoints.holistic import HolisticExtractor
+    from edge.recognition.inference import load_model
 
     model = load_model(model_path, threads=THREADS)
     source = open_source(video, warn_truncated=False)  # decodes the first frame: validation by content
@@ -131,7 +132,7 @@ def caption_upload(
 def describe_model(model_path: str) -> dict:
     """Name, class count, sha256 and the untrained flag of an exported model (loads it: validates it)."""
     from edge.contract.model_contract import META_UNTRAINED
-    from edge.runtime.inference import load_model
+    from edge.recognition.inference import load_model
 
     model = load_model(model_path, threads=THREADS)
     untrained = model.info.metadata.get(META_UNTRAINED, "false").lower() == "true"
@@ -181,9 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
-    from edge.runtime.holistic import ExtractorError
-    from edge.runtime.inference import ModelError
-    from edge.runtime.sources import FrameTooLarge, SourceError
+    from edge.camera.frame import FrameTooLarge, SourceError
+    from edge.keypoints.holistic import ExtractorError
+    from edge.recognition.inference import ModelError
 
     try:
         if args.describe:

@@ -11,7 +11,7 @@ import queue
 import threading
 from collections.abc import Generator, Iterable
 
-from edge.runtime.sources import BadFrame, Frame
+from edge.camera.frame import BadFrame, Frame
 
 #: Frames decoded ahead of MediaPipe (720p RGB: 2.7 MB each).
 PREFETCH_FRAMES = 4

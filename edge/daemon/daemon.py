@@ -2,23 +2,23 @@
 
 Threads, one job each (the device has 2 cores; extraction and inference must overlap):
 
-* **capture** (:class:`edge.runtime.capture.CaptureThread`): reads the source into a one-slot box that
+* **capture** (:class:`edge.camera.capture.CaptureThread`): reads the source into a one-slot box that
   always holds the newest frame (live sources drop stale frames; files are paced, never dropped).
 * **main** (:meth:`Daemon.run`): Holistic extraction → ring buffer and segmenter; every ``stride``
   frames, if the window holds hands and the scene is not idle, hands the window to inference;
-  hands each finished signing episode (:mod:`edge.runtime.segmenter`) to the segment thread;
+  hands each finished signing episode (:mod:`edge.recognition.segmenter`) to the segment thread;
   pings the systemd watchdog only while it makes progress, so a hung pipeline gets restarted.
   While idle it duty-cycles extraction (see below).
-* **inference** (:class:`edge.runtime.inference_worker.InferenceWorker`): a one-slot queue; if it
+* **inference** (:class:`edge.recognition.inference_worker.InferenceWorker`): a one-slot queue; if it
   is still busy when a new window comes, the newer window replaces the pending one (counted as
   skipped), so inference can never stall capture or extraction. Classifies the window the way
-  ``slr-predict`` classifies a clip (:func:`edge.runtime.classify.classify_window`) and publishes
+  ``slr-predict`` classifies a clip (:func:`edge.recognition.classify.classify_window`) and publishes
   ``prediction`` and ``sign``.
-* **segments** (:class:`edge.runtime.segment_worker.SegmentWorker`): classifies each episode as a
+* **segments** (:class:`edge.recognition.segment_worker.SegmentWorker`): classifies each episode as a
   whole clip (as ``slr-predict`` does) and publishes ``segment``; a FIFO, so no episode is lost to
   a pending window.
 * **status** (:class:`StatusThread`): publishes ``status`` every ``status_interval_s``.
-* **preview** (:class:`edge.runtime.preview.PreviewWorker`): small JPEGs + keypoints, ≤ 5/s, only
+* **preview** (:class:`edge.daemon.preview.PreviewWorker`): small JPEGs + keypoints, ≤ 5/s, only
   while a client subscribes to ``preview``.
 
 Idle duty cycle: after ``idle_after_s`` without hands, MediaPipe runs only on one frame per
@@ -30,14 +30,14 @@ sample was seen out of order), and the kept frames plus the sample are extracted
 first frame with a hand is not lost or delayed in capture time, and for an empty scene the
 keypoints, windows and segments from it on are those of a run without duty cycling.
 
-Motion gate (:mod:`edge.runtime.motion`, ``idle_motion``): a due idle sample whose scene has not
+Motion gate (:mod:`edge.camera.motion`, ``idle_motion``): a due idle sample whose scene has not
 changed since MediaPipe last looked and found no hands is not looked at again (its held frames
 are dropped as after a look without hands: they showed the same still scene), except once every
 ``idle_keepalive_s``. A still room or a person standing still with hands down then costs the
 capture and ~0.4 ms per sample; a hand raised into view changes the frame, so the sample that
 would have seen it without the gate still runs MediaPipe, and the wake-up and replay are as above.
 
-Publishing goes straight through :class:`edge.runtime.publisher.Publisher`, which serialises its socket
+Publishing goes straight through :class:`edge.transport.publisher.Publisher`, which serialises its socket
 with a lock and never blocks (a stalled subscriber only loses its own messages).
 
 systemd (``Type=notify``): ``READY=1`` after the first frame is processed, or as soon as the
@@ -75,31 +75,31 @@ from types import FrameType
 import numpy as np
 
 from edge import __version__
-from edge.contract.layout import has_hands
-from edge.contract.protocol import DaemonState, ErrorCounters, ExtractionMode, ModelInfo, Status
-from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox, ThrottledLog
-from edge.runtime.config import ConfigError, DaemonConfig
-from edge.runtime.decisions import IdleTracker
-from edge.runtime.holistic import Extractor
-from edge.runtime.inference import EdgeModel, load_model
-from edge.runtime.inference_worker import InferenceWorker, WindowJob
-from edge.runtime.motion import MotionGate
-from edge.runtime.preview import PreviewWorker
-from edge.runtime.publisher import MessageSink, is_loopback
-from edge.runtime.ring_buffer import KeypointRingBuffer
-from edge.runtime.sdnotify import SystemdNotifier
-from edge.runtime.segment_worker import SegmentWorker
-from edge.runtime.segmenter import Segmenter
-from edge.runtime.sources import (
-    BadFrame,
+from edge.camera.capture import CapturedFrame, CaptureThread, LatestFrameBox, ThrottledLog
+from edge.camera.frame import BadFrame
+from edge.camera.motion import MotionGate
+from edge.camera.sources import (
     VideoSource,
     camera_path,
     check_source_path,
     is_live_spec,
     open_source,
-    redact,
     source_kind,
 )
+from edge.contract.layout import has_hands
+from edge.contract.protocol import DaemonState, ErrorCounters, ExtractionMode, ModelInfo, Status
+from edge.daemon.config import ConfigError, DaemonConfig
+from edge.daemon.preview import PreviewWorker
+from edge.keypoints.holistic import Extractor
+from edge.keypoints.ring_buffer import KeypointRingBuffer
+from edge.recognition.decisions import IdleTracker
+from edge.recognition.inference import EdgeModel, load_model
+from edge.recognition.inference_worker import InferenceWorker, WindowJob
+from edge.recognition.segment_worker import SegmentWorker
+from edge.recognition.segmenter import Segmenter
+from edge.transport.publisher import MessageSink, is_loopback
+from edge.util.redact import redact
+from edge.util.sdnotify import SystemdNotifier
 
 log = logging.getLogger(__name__)
 
@@ -638,8 +638,8 @@ def _ms_text(value: float | None) -> str:
 def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) -> Daemon:
     """Load and open everything that can fail fast, in order: model, file source, extractor, socket.
 
-    Raises :class:`edge.runtime.inference.ModelError`, :class:`edge.runtime.sources.SourceError`,
-    :class:`edge.runtime.config.ConfigError` (endpoint) or ``ExtractorError`` with one-line messages;
+    Raises :class:`edge.recognition.inference.ModelError`, :class:`edge.camera.frame.SourceError`,
+    :class:`edge.daemon.config.ConfigError` (endpoint) or ``ExtractorError`` with one-line messages;
     whatever was opened before the failure is closed again.
     """
     model = load_model(config.model, threads=config.threads, providers=config.execution_providers)
@@ -662,7 +662,7 @@ def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) 
     # A live source is first opened by the capture thread, after the socket is bound.
     extractor = None
     try:
-        from edge.runtime.holistic import HolisticExtractor
+        from edge.keypoints.holistic import HolisticExtractor
 
         extractor = HolisticExtractor(model_complexity=config.model_complexity, quiet=True)
         publisher = _open_publisher(config)
@@ -678,7 +678,8 @@ def build_daemon(config: DaemonConfig, notifier: SystemdNotifier | None = None) 
 def _open_publisher(config: DaemonConfig) -> MessageSink:
     import zmq
 
-    from edge.runtime.publisher import KeyFileError, Publisher
+    from edge.transport.keys import KeyFileError
+    from edge.transport.publisher import Publisher
 
     try:
         publisher = Publisher(

@@ -2,10 +2,10 @@
 
 The daemon's path, not a copy of it: frames are extracted as the daemon extracts a file (every
 frame, a frame whose extraction fails is skipped and counted), fed to the same
-:class:`edge.runtime.segmenter.Segmenter` (built from the same settings by
-:meth:`~edge.runtime.segmenter.Segmenter.from_settings`), and each finished episode goes to the
-daemon's own :class:`edge.runtime.segment_worker.SegmentWorker`, which classifies it with
-:func:`edge.runtime.segment_worker.classify_episode` off the extraction loop, exactly as in
+:class:`edge.recognition.segmenter.Segmenter` (built from the same settings by
+:meth:`~edge.recognition.segmenter.Segmenter.from_settings`), and each finished episode goes to the
+daemon's own :class:`edge.recognition.segment_worker.SegmentWorker`, which classifies it with
+:func:`edge.recognition.segment_worker.classify_episode` off the extraction loop, exactly as in
 ``slr-edge run --publish segments``. Only the sink differs: instead of a ZeroMQ socket the
 messages are collected, with the envelope (:func:`edge.contract.protocol.envelope`) the publisher
 would add, so each one is a valid ``segment`` message.
@@ -22,20 +22,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.camera.frame import Frame
 from edge.contract.layout import has_hands
 from edge.contract.protocol import Message, envelope
-from edge.runtime.classify import WindowModel
-from edge.runtime.holistic import Extractor
-from edge.runtime.segment_worker import MAX_PENDING, SegmentWorker
-from edge.runtime.segmenter import Episode, Segmenter, SegmentSettings
-from edge.runtime.sources import Frame
+from edge.keypoints.holistic import Extractor
+from edge.recognition.classify import WindowModel
+from edge.recognition.segment_worker import MAX_PENDING, SegmentWorker
+from edge.recognition.segmenter import Episode, Segmenter, SegmentSettings
 
 #: Longest wait for the last episode's classification at the end of the file.
 DRAIN_TIMEOUT_S = 300.0
 
 
 class CollectingSink:
-    """A :class:`edge.runtime.publisher.MessageSink` that keeps every message as the wire carries it."""
+    """A :class:`edge.transport.publisher.MessageSink` that keeps every message as the wire carries it."""
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []

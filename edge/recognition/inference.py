@@ -36,9 +36,9 @@ from edge.contract.model_contract import (
     fps_problem,
 )
 from edge.contract.preprocess import preprocess
-from edge.runtime.settings import ConfigError
 from edge.util.files import file_sha256
 from edge.util.logs import error_line
+from edge.util.settings import ConfigError
 
 #: Largest window a model may declare (the published models use 32-128): a bigger one is a damaged file.
 MAX_WINDOW = 4096
@@ -187,7 +187,7 @@ def probe_windows(window: int) -> list[tuple[np.ndarray, np.ndarray]]:
     inputs), then what the preprocessing makes of real clips: short ones padded with ``idx = -1``
     (1, 5 and window/2 frames: every upload and segment shorter than the window looks like this,
     and a model can fail on padding alone), one of exactly ``window`` frames (the window
-    :func:`edge.runtime.classify.window_latencies_ms` times) and a longer one, pooled.
+    :func:`edge.recognition.classify.window_latencies_ms` times) and a longer one, pooled.
     """
     idx = np.arange(window, dtype=np.float32)[None]
     rng = np.random.default_rng(0)
@@ -211,7 +211,7 @@ def check_finite_outputs(
     names the model in the message. Finite logits can still overflow the softmax (logits near
     float32's limit): the probabilities are what gets published, so they are checked too.
     """
-    from edge.runtime.decisions import softmax
+    from edge.recognition.decisions import softmax
 
     for number, (frames, idx) in enumerate(probe_windows(window)):
         logits = np.asarray(predict_batch(frames, idx))
