@@ -102,7 +102,7 @@ def cli_path(video: Path, out_dir: Path) -> Timing:
 
 def cli_subprocess(video: Path, out_dir: Path) -> Timing:
     """``slr-extract VIDEO -o OUT --workers 1`` as a subprocess (wall only; includes start-up)."""
-    command = [sys.executable, "-m", "edge.dataset.extract", str(video), "-o", str(out_dir)]
+    command = [sys.executable, "-m", "edge.commands.extract", str(video), "-o", str(out_dir)]
     wall = time.perf_counter()
     subprocess.run(
         [*command, "--workers", "1", "--no-progress", "--overwrite"], check=True, capture_output=True

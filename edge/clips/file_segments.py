@@ -18,20 +18,47 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edge.camera.frame import Frame
+from edge.camera.sources import VideoSource
+from edge.clips.keypoints import FrameHook, file_frames
 from edge.contract.layout import has_hands
 from edge.contract.protocol import Message, envelope
 from edge.keypoints.holistic import Extractor
 from edge.recognition.classify import WindowModel
 from edge.recognition.segment_worker import MAX_PENDING, SegmentWorker
 from edge.recognition.segmenter import Episode, Segmenter, SegmentSettings
+from edge.util import settings as declared_settings
 
 #: Longest wait for the last episode's classification at the end of the file.
 DRAIN_TIMEOUT_S = 300.0
+
+
+#: The daemon settings that shape episodes (slr-predict's flags, defaults and bounds come from them).
+SEGMENT_SETTINGS = ("gap_s", "max_segment_s", "min_segment_frames")
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """The segmenter's settings, as the daemon's config spells them (a :class:`SegmentSettings`)."""
+
+    gap_s: float
+    max_segment_s: float
+    min_segment_frames: int
+
+
+def segment_options(given: Mapping[str, Any] | None = None) -> SegmentOptions:
+    """The daemon's segment settings, with ``given`` overrides, checked by its own rules (``ConfigError``).
+
+    slr-predict's flags and slr-web's captions worker both come through here: one set of defaults.
+    """
+    from edge.daemon.config import DaemonConfig
+
+    config = declared_settings.check(replace(DaemonConfig(), **dict(given or {})))
+    return SegmentOptions(config.gap_s, config.max_segment_s, config.min_segment_frames)
 
 
 class CollectingSink:
@@ -110,3 +137,17 @@ def _submit(worker: SegmentWorker, episode: Episode) -> None:
     if worker.backlog >= MAX_PENDING - 1:
         worker.drain(DRAIN_TIMEOUT_S)
     worker.submit(episode)
+
+
+def segment_file(
+    model: WindowModel,
+    source: VideoSource,
+    extractor: Extractor,
+    settings: SegmentSettings,
+    *,
+    top_k: int,
+    on_frame: FrameHook | None = None,
+) -> FileSegments:
+    """:func:`segment_frames` over an opened file's frames, decoded ahead (the caller closes ``source``)."""
+    with file_frames(source, on_frame) as frames:
+        return segment_frames(model, frames, extractor, settings, top_k=top_k)

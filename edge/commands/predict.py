@@ -21,6 +21,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from edge.camera.sources import VideoSource
+    from edge.clips.keypoints import ClipKeypoints
     from edge.keypoints.holistic import Extractor
     from edge.recognition.classify import ClipResult
 
@@ -73,32 +74,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _extract_file(
-    source: VideoSource, extractor: Extractor, progress: bool
-) -> tuple[np.ndarray, np.ndarray, float | None, bool]:
-    """Keypoints, timestamps, frame rate, and whether the whole declared length was decoded."""
+def _extract_file(source: VideoSource, extractor: Extractor, progress: bool) -> ClipKeypoints:
+    """The file's keypoints on the shared whole-file path, with a bar on a terminal."""
     from tqdm import tqdm
 
-    frames, stamps = [], []
-    with source:
-        # A bar only on a terminal: in a log file its carriage returns make one endless line.
-        bar = tqdm(
-            source,
-            desc="extracting",
-            unit="frame",
-            total=source.expected_frames,
-            disable=not progress or not sys.stderr.isatty(),
+    from edge.clips.keypoints import extract_clip
+
+    # A bar only on a terminal: in a log file its carriage returns make one endless line.
+    bar = tqdm(
+        desc="extracting",
+        unit="frame",
+        total=source.expected_frames,
+        disable=not progress or not sys.stderr.isatty(),
+        file=sys.stderr,
+    )
+    with source, bar:
+        clip = extract_clip(source, extractor, on_frame=lambda _n, _f: bar.update())
+    if clip.truncation is not None:
+        print(
+            f"slr-predict: warning: {clip.truncation}; the result covers only the decoded part",
             file=sys.stderr,
         )
-        for frame in bar:
-            frames.append(extractor.extract(frame.rgb))
-            stamps.append(frame.timestamp)
-        bar.close()
-        fps = source.fps
-        truncated = source.truncation()
-    if truncated is not None:
-        print(f"slr-predict: warning: {truncated}; the result covers only the decoded part", file=sys.stderr)
-    return np.stack(frames), np.asarray(stamps, dtype=np.float64), fps, truncated is None
+    return clip
 
 
 def _record_camera(
@@ -192,8 +189,14 @@ def run(args: argparse.Namespace) -> int:
     complete, declared = True, None
     with extractor:
         if args.video is not None:
-            raw, ts, fps, complete = _extract_file(source, extractor, progress)
-            declared = source.expected_frames
+            clip = _extract_file(source, extractor, progress)
+            raw, ts, fps, complete, declared = (
+                clip.raw,
+                clip.stamps,
+                clip.fps,
+                clip.complete,
+                clip.declared_frames,
+            )
         else:
             raw, ts, fps = _record_camera(name, source, args.seconds, args.countdown, extractor, progress)
     shown = redact(name)  # a camera URL's password is never printed

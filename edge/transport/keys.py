@@ -6,6 +6,7 @@ A key file that is missing, is not a ZeroMQ certificate or holds no valid Z85 ke
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import zmq
 import zmq.auth
 from zmq.utils import z85
+
+log = logging.getLogger(__name__)
 
 
 class KeyFileError(ValueError):
@@ -71,3 +74,23 @@ def authorized_location(authorized_dir: Path | str | None) -> str:
     for key in keys:
         load_key(key, secret=False, role="CURVE authorized client")
     return str(path)
+
+
+def client_keys(
+    server_key: Path | str | None, client_key: Path | str | None
+) -> tuple[bytes, bytes, bytes] | None:
+    """A subscriber's CURVE keys: (server public, client public, client secret), or None without CURVE.
+
+    Every subscriber (``slr-listen``, ``slr-web``, ``slr-mqtt``, ``slr-speak``, ``slr-health``) reads
+    its two key files here, so they are checked alike and a world-readable secret is warned about.
+    """
+    if (server_key is None) != (client_key is None):
+        raise KeyFileError("CURVE needs both the server public key and the client secret key")
+    if server_key is None or client_key is None:
+        return None
+    server_public, _ = load_key(server_key, secret=False, role="CURVE server public")
+    client_public, client_secret = load_key(client_key, secret=True, role="CURVE client secret")
+    assert client_secret is not None  # load_key(secret=True) refuses a file without one
+    if others_can_read(client_key):
+        log.warning("CURVE client secret key %s is readable by other users; chmod 600 it", client_key)
+    return server_public, client_public, client_secret

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,10 +11,8 @@ from typing import Any
 import zmq
 
 from edge.contract.protocol import TOPICS, check_topic, decode
-from edge.transport.keys import KeyFileError, load_key, others_can_read
+from edge.transport.keys import client_keys
 from edge.transport.publisher import DEFAULT_ENDPOINT, DEFAULT_RCVHWM, wants_ipv6
-
-log = logging.getLogger(__name__)
 
 
 class Subscriber:
@@ -42,17 +39,7 @@ class Subscriber:
         context: zmq.Context | None = None,
     ) -> None:
         self.topics: tuple[str, ...] = tuple(check_topic(t) for t in topics) or TOPICS
-        if (curve_server_key is None) != (curve_client_key is None):
-            raise KeyFileError("CURVE needs both the server public key and the client secret key")
-        keys = None
-        if curve_server_key is not None and curve_client_key is not None:
-            server_public, _ = load_key(curve_server_key, secret=False, role="CURVE server public")
-            keys = (server_public, *load_key(curve_client_key, secret=True, role="CURVE client secret"))
-            if others_can_read(curve_client_key):
-                log.warning(
-                    "CURVE client secret key %s is readable by other users; chmod 600 it",
-                    curve_client_key,
-                )
+        keys = client_keys(curve_server_key, curve_client_key)
         self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
