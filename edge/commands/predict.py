@@ -13,13 +13,14 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from edge.camera.frame import Frame
     from edge.camera.sources import VideoSource
     from edge.clips.keypoints import ClipKeypoints
     from edge.keypoints.holistic import Extractor
@@ -74,8 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _extract_file(source: VideoSource, extractor: Extractor, progress: bool) -> ClipKeypoints:
-    """The file's keypoints on the shared whole-file path, with a bar on a terminal."""
+def _extract_file(
+    source: VideoSource, extractor: Extractor, progress: bool, check: Callable[[], None]
+) -> ClipKeypoints:
+    """The file's keypoints on the shared whole-file path, with a bar on a terminal.
+
+    ``check`` runs before each frame (the model loading beside it raises there if it failed).
+    """
     from tqdm import tqdm
 
     from edge.clips.keypoints import extract_clip
@@ -89,7 +95,12 @@ def _extract_file(source: VideoSource, extractor: Extractor, progress: bool) -> 
         file=sys.stderr,
     )
     with source, bar:
-        clip = extract_clip(source, extractor, on_frame=lambda _n, _f: bar.update())
+
+        def on_frame(_count: int, _frame: Frame) -> None:
+            check()
+            bar.update()
+
+        clip = extract_clip(source, extractor, on_frame=on_frame)
     if clip.truncation is not None:
         print(
             f"slr-predict: warning: {clip.truncation}; the result covers only the decoded part",
@@ -165,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.camera.sources import open_source
     from edge.keypoints.holistic import HolisticExtractor
     from edge.recognition.classify import classify_clip
-    from edge.recognition.inference import load_model
+    from edge.recognition.inference import BackgroundLoad
     from edge.util.redact import redact
 
     if predict_segments.wanted(args):
@@ -176,11 +187,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--top-k and --threads must be >= 1 and --countdown >= 0")
     if not 0 < args.seconds <= MAX_SECONDS:
         raise ValueError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}")
-    model = load_model(args.model, threads=args.threads)
+    # The ONNX session is built beside the source's probing and MediaPipe's start (two cores);
+    # a model that fails to load still stops the run before the result, and wins over a bad source.
+    loading = BackgroundLoad(args.model, threads=args.threads)
     progress = not args.no_progress and not args.json
     name = args.video if args.video is not None else args.camera
-    # A missing/corrupt file or an absent camera fails here, before MediaPipe loads.
-    source = open_source(name, warn_truncated=False)
+    try:
+        # A missing/corrupt file or an absent camera fails here, before MediaPipe loads.
+        source = open_source(name, warn_truncated=False)
+    except Exception:
+        loading.result()  # a model error is reported first, as when the model was loaded first
+        raise
     try:
         extractor = HolisticExtractor()
     except BaseException:
@@ -189,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     complete, declared = True, None
     with extractor:
         if args.video is not None:
-            clip = _extract_file(source, extractor, progress)
+            clip = _extract_file(source, extractor, progress, loading.check)
             raw, ts, fps, complete, declared = (
                 clip.raw,
                 clip.stamps,
@@ -199,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             raw, ts, fps = _record_camera(name, source, args.seconds, args.countdown, extractor, progress)
+    model = loading.result()
     shown = redact(name)  # a camera URL's password is never printed
     result = classify_clip(
         model, raw, ts, k=args.top_k, source=shown, clip_fps=fps, declared_frames=declared, complete=complete

@@ -11,6 +11,7 @@ diverged checkpoint): such a model would run forever without publishing anything
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -401,3 +402,43 @@ def load_model(path: str | Path, threads: int = 1, providers: Sequence[str] = DE
         )
     check_finite_outputs(model.predict_batch, window, path)
     return model
+
+
+class BackgroundLoad:
+    """:func:`load_model` in a thread, while the caller opens its source and starts MediaPipe.
+
+    Building the ONNX Runtime session of a full-size model takes about a second, and so does
+    MediaPipe's start; on two cores they need not follow each other on the path a person waits
+    on (``slr-predict`` on a short clip). A failure is kept and raised by :meth:`check` (cheap,
+    called per frame, so a bad model still stops the work within a frame of being found out) and
+    by :meth:`result`. The thread is a daemon thread: Ctrl-C never waits for it.
+    """
+
+    def __init__(
+        self, path: str | Path, threads: int = 1, providers: Sequence[str] = DEFAULT_PROVIDERS
+    ) -> None:
+        check_threads(threads)  # a bad setting is the caller's error, at once
+        self._model: EdgeModel | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._load, args=(path, threads, providers), name="slovo-model-load", daemon=True
+        )
+        self._thread.start()
+
+    def _load(self, path: str | Path, threads: int, providers: Sequence[str]) -> None:
+        try:
+            self._model = load_model(path, threads, providers)
+        except BaseException as exc:  # handed to the caller's thread
+            self._error = exc
+
+    def check(self) -> None:
+        """Raise the load's error now if it already failed; otherwise return at once."""
+        if self._error is not None:
+            raise self._error
+
+    def result(self) -> EdgeModel:
+        """The loaded model (waits for it), or the load's error."""
+        self._thread.join()
+        self.check()
+        assert self._model is not None
+        return self._model
