@@ -533,7 +533,7 @@ def test_a_hand_raised_into_a_still_scene_is_looked_at_within_a_motion_check(
     The same from an MJPEG camera, whose frames the gate sees as 1/8-scale decodes: held frames
     that a still measure lets go are never decoded, the replayed ones are.
     """
-    from edge.daemon.daemon import MOTION_CHECK_S
+    from edge.daemon.idle import MOTION_CHECK_S
 
     source = HandRaisedSource(still_room(sample_video, clip_shape), raised + 60, raised, jpeg=jpeg)
     extractor = TableExtractor(scripted_hands(lambda i: i >= raised), source.index_of if jpeg else None)
