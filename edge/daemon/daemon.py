@@ -195,9 +195,8 @@ class Daemon:
                     if self.buffer.fill:
                         self._forget_lost_scene()
                 if self.capture.state == "lost" or self.capture.failed_opens:
-                    self.systemd.ready(
-                        self.endpoint
-                    )  # up and waiting for a camera: systemd can't help by restarting
+                    # up and waiting for a camera: systemd can't help by restarting
+                    self.systemd.ready(self.endpoint)
                 # a gated sample is progress too
                 self.systemd.alive(self.extracted + self.sampler.gated, waiting=self.capture.state != "ok")
         finally:
