@@ -374,7 +374,7 @@ def test_nan_model_and_fifo_source_are_refused_at_start(
 
 
 def test_plaintext_network_endpoint_is_warned_about_loudly(caplog: pytest.LogCaptureFixture) -> None:
-    from edge.daemon.daemon import warn_if_plaintext
+    from edge.daemon.lifecycle import warn_if_plaintext
 
     assert warn_if_plaintext("tcp://0.0.0.0:5556", encrypted=False) is True
     assert "NOT encrypted" in caplog.text

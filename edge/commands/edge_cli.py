@@ -143,7 +143,7 @@ def setup_logging(level: str) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from edge.daemon.config import flag_values, load_config
-    from edge.daemon.daemon import run_daemon
+    from edge.daemon.lifecycle import run_daemon
 
     config = load_config(args.config, flag_values(args))
     setup_logging(config.log_level)

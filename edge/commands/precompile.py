@@ -22,7 +22,7 @@ DAEMON_IMPORTS = (
     "edge.commands.edge_cli",
     "edge.commands.health",
     "edge.commands.listen",
-    "edge.daemon.daemon",
+    "edge.daemon.lifecycle",
     "edge.util.journal",
     "mediapipe.python.solutions.holistic",
     "cv2",

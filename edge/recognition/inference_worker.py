@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from edge.contract.protocol import Prediction, SignEvent
+from edge.keypoints.ring_buffer import KeypointRingBuffer
 from edge.recognition.classify import PROB_DECIMALS, WindowModel, classify_window
 from edge.recognition.decisions import SignDecider
 from edge.recognition.job_worker import LATENCY_SAMPLES, JobWorker, percentile
@@ -87,6 +88,18 @@ class InferenceWorker(JobWorker[tuple[WindowJob, bool]]):
                 self.skipped += 1
             self._pending = job
             self._cond.notify_all()
+
+    def offer(self, buffer: KeypointRingBuffer, idle: bool) -> bool:
+        """The buffer's window at a stride point: submitted, unless the scene is idle or shows no hands.
+
+        A window that is not submitted restarts the sign decisions (:meth:`reset_decisions`).
+        """
+        if idle or buffer.hand_frames == 0:
+            self.reset_decisions()
+            return False
+        raw, ts = buffer.window()
+        self.submit(WindowJob(raw, ts, buffer.newest_captured_at))
+        return True
 
     def reset_decisions(self) -> None:
         """A window without hands (or idle): the next decision streak starts from scratch."""
