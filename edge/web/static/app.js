@@ -847,7 +847,9 @@ function showEpisodes(raw) {
     const [before, after] = t("episode_item", {
       start: timecode(episode.start), end: timecode(episode.end), pct: pct(episode.top.prob),
     }).split("{word}");
-    button.append(before, word, after ?? "");
+    const line = el("span"); // one inline run: a flex button would trim the spaces around the word
+    line.append(before, word, after ?? "");
+    button.append(line);
     button.type = "button";
     button.addEventListener("click", () => seek(episode.start));
     const li = el("li", sure ? "" : "low");
