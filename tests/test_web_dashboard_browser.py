@@ -953,3 +953,20 @@ def test_recording_shows_the_countdown_keeps_focus_and_is_a_whole_file(
     assert js(page, "return document.activeElement.id") in ("clip", "record")
     wait(page, lambda d: d.find_element(By.ID, "clip-result").is_displayed(), 300)
     assert not page.find_element(By.ID, "clip-warning").is_displayed(), text_of(page, "clip-warning")
+
+
+def test_a_cut_recording_says_it_is_incomplete_without_a_made_up_frame_count(
+    page: Any, site: Site, lang: str, t: Any
+) -> None:
+    from helpers_dashboard import browser_style_webm
+
+    whole = site.tmp / "recorder.webm"
+    if not whole.exists():
+        browser_style_webm(whole)
+    cut = truncated(whole, site.tmp / f"cut-recorder-{lang}.webm", 0.5)
+    fresh(page, site)
+    _upload(page, cut)
+    warning = page.find_element(By.ID, "clip-warning")
+    assert warning.is_displayed()
+    decoded = re.search(r"\d+", warning.text)
+    assert decoded and warning.text == t("clip_incomplete_length", decoded=decoded.group(0)), warning.text

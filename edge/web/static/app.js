@@ -723,7 +723,9 @@ function showResult(raw) {
 // in place of a preview the browser cannot play.
 function showUploadNotes(result) {
   if (!result.complete) {
-    clipWarning(t("clip_incomplete", { decoded: result.frames, declared: result.declared ?? "?" }));
+    // A variable-rate file declares a length but no frame count: no "of ? frames".
+    clipWarning(result.declared === null ? t("clip_incomplete_length", { decoded: result.frames })
+      : t("clip_incomplete", { decoded: result.frames, declared: result.declared }));
   }
   const video = $("clip-video");
   if (result.poster && (state.previewBroken || (video.getAttribute("src") && video.videoWidth === 0))) {
