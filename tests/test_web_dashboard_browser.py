@@ -777,6 +777,9 @@ def test_every_recognised_word_is_readable_whole(
     if mobile:
         assert found["liveWidth"] >= 0.9 * (width - 16), found["liveWidth"]  # the phone's whole width
     assert not found["bad"], found["bad"][:20]
+    # A "word" longer than any gloss (a hostile label) is broken at the edge: the page never scrolls sideways.
+    js(page, WORDS_WHOLE, ["ж" * 200, "щ" * 120, "да", "нет", "пока"], 5)
+    assert js(page, "return document.documentElement.scrollWidth") <= width
     js(page, WORDS_WHOLE, ["разочарованный", "летучая мышь", "креветка", "привет", "спасибо"], 5)
     if mobile:
         shot(page, f"phone-words-{lang}")

@@ -178,6 +178,7 @@ function showHeadline(labelEl, verdictEl, top) {
 // lines break only between words, and a word wider than its box makes the font smaller until it fits.
 function fitText(node) {
   node.style.fontSize = "";
+  node.style.overflowWrap = "";
   if (!node.clientWidth) return;
   let size = parseFloat(getComputedStyle(node).fontSize);
   const smallest = 14;
@@ -185,6 +186,8 @@ function fitText(node) {
     size = Math.max(smallest, size * 0.9);
     node.style.fontSize = `${size}px`;
   }
+  // Longer than any word (a hostile label): broken at the edge rather than widening the page.
+  if (node.scrollWidth > node.clientWidth) node.style.overflowWrap = "anywhere";
 }
 
 function reject(what) {
