@@ -26,12 +26,13 @@ from conftest import assert_same_top_k, predict_json
 from edge.camera.frame import Frame
 from edge.camera.sources import open_source
 from edge.contract.layout import RIGHT_HAND, empty_frame, has_hands
-from edge.contract.protocol import Segment, validate
+from edge.contract.protocol import Segment
 from edge.daemon.config import DaemonConfig
 from edge.daemon.daemon import Daemon
 from edge.recognition.classify import classify_window
 from edge.recognition.inference import EdgeModel, load_model
 from edge.recognition.inference_worker import WindowJob
+from tests.helpers_schema import validate
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD_S = 900.0
