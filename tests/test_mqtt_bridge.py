@@ -18,9 +18,10 @@ import pytest
 from helpers_mqtt import PASSWORD, USER, Broker, Recorder, start_bridge
 from helpers_web import free_port, stop
 
-from edge.contract.protocol import ModelInfo, SignEvent, Status, validate
+from edge.contract.protocol import ModelInfo, SignEvent, Status
 from edge.daemon.config import read_toml
 from edge.transport.publisher import Publisher
+from tests.helpers_schema import validate
 
 DEVICE = "testdev"
 
