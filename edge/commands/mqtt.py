@@ -259,8 +259,8 @@ def _remove_discovery(settings: Settings) -> int:
         print(f"removed {len(infos)} Home Assistant discovery configs of device {topics.device}")
         return EXIT_OK
     finally:
-        client.disconnect()
-        client.loop_stop()
+        client.loop_stop()  # first: a network thread still running would log an ERROR about the
+        client.disconnect()  # socket the DISCONNECT closed
 
 
 if __name__ == "__main__":
