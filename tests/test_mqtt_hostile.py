@@ -250,7 +250,8 @@ sys.exit(entry.load()())
 @pytest.mark.parametrize(
     ("name", "module", "code"),
     [("slr-mqtt", "edge.commands.mqtt", 0), ("slr-speak", "edge.commands.speak", 0),
-     ("slr-predict", "edge.commands.predict", 130)],
+     ("slr-predict", "edge.commands.predict", 130), ("slr-mqtt", "edge.commands.scaffold", 0),
+     ("slr-predict", "edge.commands.scaffold", 130)],
 )  # fmt: skip
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_while_the_command_loads_is_a_clean_stop(

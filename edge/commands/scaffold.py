@@ -18,8 +18,8 @@ cannot tell them apart:
 ``slr-train``, ``slr-eval`` and ``slr-export`` need torch, which an edge device does not have:
 their console entry points are :func:`slr_train`, :func:`slr_eval` and :func:`slr_export`, which
 import the command module only inside :func:`run`. ``slr-mqtt``, ``slr-speak`` and ``slr-predict``
-come through here too (:func:`slr_mqtt`, ...), so SIGTERM and Ctrl-C are taken before their
-modules load. This module itself imports nothing heavy.
+come through here too (:func:`slr_mqtt`, ...), from :mod:`edge.commands.entry`, which takes SIGTERM
+and Ctrl-C before even this module loads. This module itself imports nothing heavy.
 """
 
 from __future__ import annotations
