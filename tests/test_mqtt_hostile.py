@@ -451,3 +451,43 @@ def test_encrypted_key_file_on_a_terminal_is_exit_2_not_a_prompt(tmp_path: Path)
     text = output.decode(errors="replace")
     assert code == 2, text
     assert "encrypted" in text and "PEM pass phrase" not in text, text
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_big_signs_with_the_broker_away_stay_within_queue_bytes(tmp_path: Path) -> None:
+    """300 valid signs of 800 KB while the broker is down: 34 -> 265 MiB before (the count bound
+    alone allows ~1 GB); now the outbox keeps 16 MiB of them and counts the rest as dropped."""
+    from tests.helpers_wire import RoguePublisher
+
+    label = "ж" * 400_000  # 800 KB of UTF-8
+    with RoguePublisher() as pub:
+        cfg = write_config(tmp_path, f"mqtt://127.0.0.1:{free_port()}", pub.endpoint)  # nobody there
+        log = tmp_path / "bridge.log"
+        proc = start_bridge(["--config", str(cfg), "--log-level", "DEBUG"], log)
+        try:
+            deadline = time.monotonic() + 120
+            while "connecting to the broker" not in log.read_text(errors="replace"):
+                assert time.monotonic() < deadline and proc.poll() is None, log.read_text(errors="replace")
+                time.sleep(0.2)
+            time.sleep(1.0)  # subscribed
+            before = rss_mib(proc.pid)
+            frames = [encode("sign", sign_message(label, seq=i)) for i in range(1, 301)]
+            for item in frames:
+                pub.send(item)
+                time.sleep(0.01)
+            time.sleep(3.0)
+            peak = rss_mib(proc.pid)
+        finally:
+            code = stop(proc, 60)
+    text = log.read_text(errors="replace")
+    (summary,) = [line for line in text.splitlines() if "stopped:" in line]
+    print(f"RSS {before:.0f} -> {peak:.0f} MiB; {summary}")
+    assert code == 0
+    assert peak - before < 80, (before, peak)
+    assert "dropped from the queue" in summary and " 0 dropped" not in summary, summary
