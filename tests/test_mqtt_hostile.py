@@ -268,6 +268,44 @@ def test_a_stop_while_the_command_loads_is_a_clean_stop(
     assert "Traceback" not in done.stderr
 
 
+IMPORT_FAILS_PROBE = """
+import importlib.abc, importlib.metadata, os, signal, sys, time
+name, module, signum = sys.argv[1], sys.argv[2], int(sys.argv[3])
+class Stop(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        if fullname == module:  # as a C extension's init does when the signal interrupts it
+            sys.meta_path.remove(self)
+            try:
+                os.kill(os.getpid(), signum)
+                time.sleep(5)
+            except KeyboardInterrupt:
+                raise ImportError("initialization failed") from None
+        return None
+sys.meta_path.insert(0, Stop())
+(entry,) = importlib.metadata.entry_points(group="console_scripts", name=name)
+sys.argv = [name, *sys.argv[4:]]
+sys.exit(entry.load()())
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "code"),
+    [("slr-mqtt", "paho.mqtt.client", 0), ("slr-predict", "edge.camera.sources", 130),
+     ("slr-speak", "zmq", 0)],
+)  # fmt: skip
+def test_a_stop_that_breaks_an_import_is_still_a_stop(name: str, module: str, code: int) -> None:
+    """slr-predict stopped with SIGINT while MediaPipe or OpenCV loaded said "unexpected error:
+    ImportError: initialization failed" and exit 1 (found by test_file_segments at load 10)."""
+    predict = ["/nonexistent.mp4", "--model", "/nonexistent.onnx", "--srt", "/tmp/x.srt"]
+    args = {"slr-mqtt": ["--broker", "mqtt://127.0.0.1:1"], "slr-speak": [], "slr-predict": predict}[name]
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_FAILS_PROBE, name, module, str(int(signal.SIGINT)), *args],
+        capture_output=True, text=True, timeout=120, env=clean_env(), cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == code, (done.returncode, done.stderr[-2000:])
+    assert "unexpected error" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 def silent_broker() -> tuple[socket.socket, int]:
     """A TCP listener that accepts and never answers (no CONNACK)."""
     server = socket.socket()

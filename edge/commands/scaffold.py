@@ -100,14 +100,15 @@ def run(
     passes through after stdout is flushed.
 
     ``stop_signals``: SIGINT and SIGTERM raise ``KeyboardInterrupt`` from this first moment on
-    (:func:`interrupt_on_signals` around everything, imports and start-up included), so a stop
-    that arrives while the command is still loading is the same clean stop as a later one, not a
-    death by signal (-15) or a traceback. ``interrupted`` is the exit code of such a stop: 130, or
-    0 for a service (being stopped is how a service ends).
+    (around everything, imports and start-up included), so a stop that arrives while the command
+    is still loading is the same clean stop as a later one, not a death by signal (-15) or a
+    traceback; an exception after such a signal (an extension module whose initialisation it
+    interrupted says ``ImportError``) is that stop too. ``interrupted`` is the exit code of such a
+    stop: 130, or 0 for a service (being stopped is how a service ends).
     """
     # Read by cv2 when it is first imported, so set before any command imports it.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    signals = interrupt_on_signals() if stop_signals else contextlib.nullcontext()
+    signals = _stop_signals_taken() if stop_signals else contextlib.nullcontext()
     try:
         with signals:
             try:
@@ -129,8 +130,36 @@ def run(
         )
         return EXIT_USAGE
     except Exception as exc:
+        if stop_signals and _STOP_REQUESTED.is_set():
+            # A stop that arrived inside a C extension's initialisation surfaces as that module's
+            # ImportError ("initialization failed"), not as KeyboardInterrupt: still the stop.
+            log.debug("failed after a stop signal", exc_info=exc)
+            return interrupted
         return _unexpected(prog, exc)
     return code
+
+
+#: Set by :func:`_request_stop`: SIGINT/SIGTERM arrived while :func:`run` held them.
+_STOP_REQUESTED = threading.Event()
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    _STOP_REQUESTED.set()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_signals_taken() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` and are remembered (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _unexpected(prog: str, exc: BaseException) -> int:
