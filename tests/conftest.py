@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +14,17 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """What the code caches (passed model probes, fetched models) goes to this run's own folder.
+
+    Set in the environment, so the commands the tests start inherit it: a test never depends on
+    what an earlier run or the developer left in ``~/.cache``, and leaves nothing there.
+    """
+    folder = tempfile.mkdtemp(prefix="slovo-test-cache-")
+    os.environ["XDG_CACHE_HOME"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 def _require(path: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -144,3 +145,46 @@ def test_finiteness_check_is_callable_with_any_session(model_path: Path) -> None
     check_finite_outputs(run, 128, model_path)  # finite: no error
     with pytest.raises(ModelError, match="non-finite"):
         check_finite_outputs(lambda f, i: run(f, i) * np.inf, 128, "probe")
+
+
+def test_a_passed_probe_is_remembered_by_checksum_and_runtime(
+    model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finiteness probe runs once per file, ORT version and providers; other bytes are probed afresh."""
+    from edge.recognition import inference, probe_record
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    runs: list[str] = []
+    real = inference.check_finite_outputs
+
+    def counting(predict: Any, window: int, origin: Any) -> None:
+        runs.append(str(origin))
+        real(predict, window, origin)
+
+    monkeypatch.setattr(inference, "check_finite_outputs", counting)
+    load_model(model_path)
+    load_model(model_path)
+    assert len(runs) == 1 and list((tmp_path / "cache" / "slovo-edge" / "probed").iterdir())
+    # A NaN copy has other bytes: probed, and refused, although a marker exists for the original.
+    with pytest.raises(ModelError, match="non-finite"):
+        load_model(nan_model(model_path, tmp_path / "nan.onnx"))
+    assert len(runs) == 2
+    # Switched off, or another ORT version: probed again.
+    monkeypatch.setenv(probe_record.ENV_SWITCH, "0")
+    load_model(model_path)
+    monkeypatch.delenv(probe_record.ENV_SWITCH)
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "__version__", "0.0.0-other")
+    load_model(model_path)
+    assert len(runs) == 4
+
+
+def test_an_unwritable_probe_cache_only_costs_the_probe(
+    model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert load_model(model_path).labels
+    assert load_model(model_path).labels
