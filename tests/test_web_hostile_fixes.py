@@ -516,7 +516,7 @@ def test_a_flood_does_not_hold_the_event_loop(tmp_path: Path, kind: str) -> None
     finally:
         flood.stop()
     shed = metrics.registry.get_sample_value("slovo_web_messages_shed_total") or 0
-    assert worst < 2.0, f"the event loop was held for {worst:.1f} s ({sent} messages sent)"
+    assert worst < 3.0, f"the event loop was held for {worst:.1f} s ({sent} messages sent)"
     assert sent > 0
     if kind != "oversized":  # 300 KB frames: the sender, not the reader, is the bottleneck
         assert shed > 0, f"{sent} messages sent, none shed"
