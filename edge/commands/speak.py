@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.commands.scaffold import EXIT_OK, EXIT_USAGE, add_version, interrupt_on_signals, run
+from edge.recognition.decisions import DEFAULT_SIGN_THRESHOLD
 from edge.speech.engine import BINARY, DEFAULT_RATE, DEFAULT_VOICE, EngineError, EspeakEngine
 from edge.speech.queue import SpeechQueue
 from edge.speech.utterances import SPOKEN_TOPICS, Utterance, invalid_reason, utterance_of
@@ -38,8 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("slr-speak")
 
-#: Default ``--min-confidence`` (the daemon's default sign threshold: below it, speech is noise).
-DEFAULT_MIN_CONFIDENCE = 0.6
+#: Default ``--min-confidence``: deliberately the daemon's default sign threshold, not the 0.5 of
+#: captions and the dashboard (edge.captions.cues): a spoken guess is noise in the room.
+DEFAULT_MIN_CONFIDENCE = DEFAULT_SIGN_THRESHOLD
 DEFAULT_QUEUE = 2
 DEFAULT_MAX_AGE_S = 5.0
 WAV_NAME = re.compile(r"utterance-(\d{6,})\.wav")

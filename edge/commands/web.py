@@ -13,8 +13,13 @@ import logging
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_version, interrupt_on_signals, run
+
+if TYPE_CHECKING:
+    from edge.web.app import WebSettings
+    from edge.web.options import WebOptions
 
 PROG = "slr-web"
 #: A PEM certificate chain or key is a few KB; anything bigger (or not a file) is not one.
@@ -39,6 +44,8 @@ token file: one line of printable UTF-8 (any script; spaces inside are kept), at
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edge.web.options import add_flags
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Serve the slovo-edge dashboard: live recognition, camera view with the skeleton, "
@@ -47,102 +54,72 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_version(parser)
-    parser.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="daemon's ZeroMQ endpoint")
-    parser.add_argument("--model", metavar="ONNX", help="model for uploaded clips (without it: no uploads)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    parser.add_argument(
-        "--allow-remote", action="store_true", help="allow a non-loopback --host (needs --token-file)"
-    )
-    parser.add_argument("--token-file", metavar="FILE", help="secret every request must present")
-    parser.add_argument("--max-upload-mb", type=float, default=50.0, help="upload size limit (default 50)")
-    parser.add_argument("--upload-timeout", type=float, default=600.0, help="seconds per clip (default 600)")
-    parser.add_argument(
-        "--upload-min-rate",
-        type=float,
-        default=32.0,
-        metavar="KB_PER_S",
-        help="slowest average upload rate accepted after 10 s (default 32): a stalled upload is cut off",
-    )
-    parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS (browsers record only over HTTPS)")
-    parser.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
-    parser.add_argument("--curve-server-key", metavar="FILE", help="daemon's public CURVE key (.key)")
-    parser.add_argument("--curve-client-key", metavar="FILE", help="this client's secret key (.key_secret)")
-    parser.add_argument(
-        "--min-confidence",
-        type=float,
-        default=0.5,
-        metavar="P",
-        help="headline says 'уверен' (confident) at or above P, and the transcript lists only those "
-        "(lower ones are hidden unless the page asks to show them greyed); default 0.5",
-    )
-    parser.add_argument("--state-dir", metavar="DIR", help="where the shared transcript is kept (see below)")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_flags(parser)  # declared once in edge.web.options
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> object:
+def settings_from_args(args: argparse.Namespace) -> WebSettings:
     """Validate the options into :class:`edge.web.app.WebSettings`; ``ValueError`` with one line."""
-    from edge.transport.keys import KeyFileError, load_key
-    from edge.web.app import WebSettings
-    from edge.web.security import loopback_host, read_token
-    from edge.web.uploads import describe_model
+    from edge.web.options import from_args
 
-    loopback = loopback_host(args.host)
-    if not loopback and not args.allow_remote:
-        raise ValueError(f"--host {args.host} is not loopback; pass --allow-remote and --token-file")
-    if not loopback and args.token_file is None:
-        raise ValueError("--allow-remote needs --token-file (a secret every request must present)")
-    if (args.tls_cert is None) != (args.tls_key is None):
-        raise ValueError("--tls-cert and --tls-key go together")
-    if not (
-        0 < args.max_upload_mb <= 4096
-        and 0 < args.upload_timeout <= 86400
-        and 0 < args.upload_min_rate <= 1e6
-        and 0 < args.port < 65536
-    ):  # comparisons are False for nan, and inf is out of every range
-        raise ValueError(
-            "--max-upload-mb (up to 4096), --upload-timeout (up to 86400 s), --upload-min-rate and "
-            "--port (below 65536) must be positive numbers"
-        )
-    check_endpoint(args.endpoint)
-    if args.tls_cert is not None:
-        check_tls(args.tls_cert, args.tls_key)
-    if (args.curve_server_key is None) != (args.curve_client_key is None):
-        raise ValueError("CURVE needs both --curve-server-key and --curve-client-key")
-    keys = None
-    if args.curve_server_key is not None:
-        try:
-            server_public, _ = load_key(args.curve_server_key, secret=False, role="CURVE server public")
-            client_public, client_secret = load_key(args.curve_client_key, secret=True, role="CURVE client")
-        except KeyFileError as exc:
-            raise ValueError(str(exc)) from None
-        if client_secret is None:
-            raise ValueError(f"{args.curve_client_key}: not a secret key file (.key_secret)")
-        keys = (server_public, client_public, client_secret)
-    if not 0.0 <= args.min_confidence <= 1.0:  # NaN fails this too
-        raise ValueError("--min-confidence must be between 0 and 1")
+    return settings_from(from_args(args))
+
+
+def settings_from(options: WebOptions) -> WebSettings:
+    """What the declared bounds cannot say (pairs, files, the endpoint), then the settings."""
     from pathlib import Path
 
+    from edge.web.app import WebSettings
+    from edge.web.security import loopback_host, read_token
     from edge.web.transcript import default_state_dir, prepare_state_dir
+    from edge.web.uploads import describe_model
 
-    state_dir = prepare_state_dir(Path(args.state_dir) if args.state_dir else default_state_dir())
-    token = read_token(args.token_file) if args.token_file else None
-    info = asyncio.run(describe_model(args.model)) if args.model else None
+    loopback = loopback_host(options.host)
+    if not loopback and not options.allow_remote:
+        raise ValueError(f"--host {options.host} is not loopback; pass --allow-remote and --token-file")
+    if not loopback and options.token_file is None:
+        raise ValueError("--allow-remote needs --token-file (a secret every request must present)")
+    if (options.tls_cert is None) != (options.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    check_endpoint(options.endpoint)
+    if options.tls_cert is not None and options.tls_key is not None:
+        check_tls(options.tls_cert, options.tls_key)
+    keys = curve_keys(options.curve_server_key, options.curve_client_key)
+    state_dir = prepare_state_dir(Path(options.state_dir) if options.state_dir else default_state_dir())
+    token = read_token(options.token_file) if options.token_file else None
+    info = asyncio.run(describe_model(options.model)) if options.model else None
     return WebSettings(
-        endpoint=args.endpoint,
-        model=args.model,
+        endpoint=options.endpoint,
+        model=options.model,
         model_info=info,
         token=token,
         loopback_only=loopback,
-        secure_cookie=args.tls_cert is not None,
-        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
-        upload_timeout_s=args.upload_timeout,
-        upload_min_rate=args.upload_min_rate * 1024,
+        secure_cookie=options.tls_cert is not None,
+        max_upload_bytes=int(options.max_upload_mb * 1024 * 1024),
+        upload_timeout_s=options.upload_timeout,
+        upload_min_rate=options.upload_min_rate * 1024,
         curve_keys=keys,
         state_dir=state_dir,
-        min_confidence=args.min_confidence,
+        min_confidence=options.min_confidence,
     )
+
+
+def curve_keys(server_key: str | None, client_key: str | None) -> tuple[bytes, bytes, bytes] | None:
+    """(server public, client public, client secret) from the two key files, or None without CURVE."""
+    from edge.transport.keys import KeyFileError, load_key
+
+    if (server_key is None) != (client_key is None):
+        raise ValueError("CURVE needs both --curve-server-key and --curve-client-key")
+    if server_key is None or client_key is None:
+        return None
+    try:
+        server_public, _ = load_key(server_key, secret=False, role="CURVE server public")
+        client_public, client_secret = load_key(client_key, secret=True, role="CURVE client")
+    except KeyFileError as exc:
+        raise ValueError(str(exc)) from None
+    if client_secret is None:
+        raise ValueError(f"{client_key}: not a secret key file (.key_secret)")
+    return server_public, client_public, client_secret
 
 
 def check_endpoint(endpoint: str) -> None:
@@ -204,54 +181,61 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    from edge.web.options import from_args
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        options = from_args(args)
+    except ValueError as exc:
+        print(f"slr-web: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=options.log_level, format="%(levelname)s %(name)s: %(message)s")
     # SIGTERM (systemd, docker stop) is a normal stop like Ctrl-C: exit 0 as the epilog says.
     # uvicorn takes both signals while it serves and hands them back here when it has stopped.
     with interrupt_on_signals():
         try:
-            return _serve(args)
+            return _serve(options)
         except KeyboardInterrupt:
             return EXIT_OK
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(options: WebOptions) -> int:
     import uvicorn
 
     from edge.web.app import build_app
     from edge.web.security import TokenError
+    from edge.web.server import StoppingServer
 
     try:
-        settings = settings_from_args(args)
+        settings = settings_from(options)
     except (ValueError, TokenError) as exc:
         print(f"slr-web: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    host, port = options.host, options.port
     try:
-        sock = listen_socket(args.host, args.port)
+        sock = listen_socket(host, port)
     except socket.gaierror as exc:  # a --host that names nothing is a bad option
-        print(f"slr-web: error: --host {args.host}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"slr-web: error: --host {host}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(
-            f"slr-web: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
+        print(f"slr-web: error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILURE
+    app = build_app(settings)
     config = uvicorn.Config(
-        build_app(settings),  # type: ignore[arg-type]
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level.lower(),
+        app,
+        host=host,
+        port=port,
+        log_level=options.log_level.lower(),
         access_log=False,
-        ssl_certfile=args.tls_cert,
-        ssl_keyfile=args.tls_key,
+        ssl_certfile=options.tls_cert,
+        ssl_keyfile=options.tls_key,
         server_header=False,
         timeout_graceful_shutdown=2,  # open event streams never end by themselves
     )
-    server = uvicorn.Server(config)
-    scheme = "https" if args.tls_cert else "http"
-    shown = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host
-    logging.getLogger(PROG).info("serving on %s://%s:%d/", scheme, shown, args.port)
+    server = StoppingServer(config, app.state.stopping)
+    scheme = "https" if options.tls_cert else "http"
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    logging.getLogger(PROG).info("serving on %s://%s:%d/", scheme, shown, port)
     try:
         with sock:
             server.run(sockets=[sock])

@@ -27,8 +27,9 @@ from edge.camera.sources import (
     STREAM_OPEN_TIMEOUT_S,
     STREAM_READ_TIMEOUT_S,
 )
+from edge.recognition.decisions import DEFAULT_SIGN_THRESHOLD
 from edge.recognition.inference import DEFAULT_PROVIDERS, MAX_THREADS, resolve_providers
-from edge.transport.publisher import is_loopback
+from edge.transport.publisher import DEFAULT_ENDPOINT, is_loopback
 from edge.util import settings
 from edge.util.settings import ConfigError, setting
 
@@ -67,10 +68,12 @@ class DaemonConfig:
         metavar="S",
     )
     endpoint: str = setting(
-        "tcp://127.0.0.1:5556", "ZeroMQ PUB endpoint, tcp://HOST:PORT or ipc://PATH", metavar="ENDPOINT"
+        DEFAULT_ENDPOINT, "ZeroMQ PUB endpoint, tcp://HOST:PORT or ipc://PATH", metavar="ENDPOINT"
     )
     stride: int = setting(8, "extracted frames between inferences", ge=1, metavar="N")
-    threshold: float = setting(0.6, "probability for a sign event, 0 < P <= 1", gt=0.0, le=1.0, metavar="P")
+    threshold: float = setting(
+        DEFAULT_SIGN_THRESHOLD, "probability for a sign event, 0 < P <= 1", gt=0.0, le=1.0, metavar="P"
+    )
     top_k: int = setting(5, "classes per prediction message", ge=1, metavar="N")
     consecutive: int = setting(2, "agreeing windows before a sign event", ge=1, metavar="N")
     idle_after_s: float = setting(

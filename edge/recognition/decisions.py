@@ -17,6 +17,9 @@ import numpy as np
 from edge.contract.model_contract import NO_SIGN_LABEL
 from edge.contract.protocol import TopKEntry
 
+#: Default probability for a ``sign`` event (the daemon's ``threshold``); ``slr-speak`` speaks from it too.
+DEFAULT_SIGN_THRESHOLD = 0.6
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Numerically stable softmax over the last axis, in float64."""

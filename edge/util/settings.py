@@ -219,26 +219,33 @@ def check(instance: T) -> T:
     changes: dict[str, Any] = {}
     for item in declared(type(instance)).values():
         value = getattr(instance, item.name)
-        spec = item.spec
-        if value is None:
-            if not item.nullable:
-                raise ConfigError(f"{item.name} must be set")
-            continue
-        if item.kind is float and not math.isfinite(value):
-            raise ConfigError(f"{item.name} must be a finite number, got {value}")
-        if isinstance(value, str) and "\x00" in value:  # no path, URL or name holds one; C APIs cut at it
-            raise ConfigError(f"{item.name} must not contain a NUL character, got {shown_value(value)}")
-        if spec.choices is not None:
-            match = _choice(spec.choices, value)
-            if match is None:
-                listed = ", ".join(map(str, spec.choices[:-1])) + f" or {spec.choices[-1]}"
-                raise ConfigError(f"{item.name} must be one of {listed}, got {shown_value(value)}")
-            if match != value:
-                changes[item.name] = match
-        too_low = (spec.ge is not None and value < spec.ge) or (spec.gt is not None and value <= spec.gt)
-        if too_low or (spec.le is not None and value > spec.le):
-            raise ConfigError(f"{item.name} must be {_bounds_text(spec)}, got {shown_value(value)}")
+        canonical = check_value(item, value)
+        if canonical != value:
+            changes[item.name] = canonical
     return replace(instance, **changes) if changes else instance
+
+
+def check_value(item: Declared, value: Any) -> Any:
+    """Check one setting's value (:class:`ConfigError` naming it); returns it in its declared spelling."""
+    spec = item.spec
+    if value is None:
+        if not item.nullable:
+            raise ConfigError(f"{item.name} must be set")
+        return value
+    if item.kind is float and not math.isfinite(value):
+        raise ConfigError(f"{item.name} must be a finite number, got {value}")
+    if isinstance(value, str) and "\x00" in value:  # no path, URL or name holds one; C APIs cut at it
+        raise ConfigError(f"{item.name} must not contain a NUL character, got {shown_value(value)}")
+    if spec.choices is not None:
+        match = _choice(spec.choices, value)
+        if match is None:
+            listed = ", ".join(map(str, spec.choices[:-1])) + f" or {spec.choices[-1]}"
+            raise ConfigError(f"{item.name} must be one of {listed}, got {shown_value(value)}")
+        value = match
+    too_low = (spec.ge is not None and value < spec.ge) or (spec.gt is not None and value <= spec.gt)
+    if too_low or (spec.le is not None and value > spec.le):
+        raise ConfigError(f"{item.name} must be {_bounds_text(spec)}, got {shown_value(value)}")
+    return value
 
 
 def _choice(choices: tuple[Any, ...], value: Any) -> Any:

@@ -12,6 +12,16 @@ size, JSON, version, schema); an invalid one is dropped, counted in
 publisher sends can stop the reader: an unexpected error in handling one message is counted
 (``slovo_web_errors_total{kind="bridge"}``) and the next message is read.
 
+The reader shares the event loop with every HTTP request and with the server's signal handling,
+so it never holds it long: after :data:`BATCH` messages or :data:`TURN_S` seconds it yields a
+turn (a message that is already waiting is received without yielding, so a flood used to keep
+the loop for as long as it lasted: ``/api/status`` unanswered and SIGTERM ignored for a minute).
+And it handles at most :data:`MAX_RATE` messages a second, big ones counting more (a daemon sends
+a few dozen); the rest are received, dropped unread and counted
+(``slovo_web_messages_shed_total``), so a flood costs little CPU. What the reader cannot even
+receive is dropped by ZeroMQ at the receive high-water mark and shows as
+``seq`` gaps (``slovo_messages_lost_total``).
+
 ZeroMQ reconnects by itself when the daemon restarts, and re-sends the subscriptions, so a
 daemon that goes away and comes back needs nothing from here; browsers' ``EventSource``
 reconnects by itself too, and gets the latest status, prediction and recent signs at once.
@@ -44,6 +54,18 @@ DROP_LOG_EVERY_S = 10.0
 #: memory; frames between MAX_MESSAGE_BYTES and this are received, dropped and counted ("size").
 TRANSPORT_LIMIT_BYTES = 4 * MAX_MESSAGE_BYTES
 
+#: Messages read per turn of the event loop before the reader lets requests and signals run.
+BATCH = 64
+#: Messages handled per second at most, after a burst of MAX_BURST: a daemon sends a few dozen a
+#: second (status 1, predictions 3-4, preview frames up to 15). Handling one costs ~0.15 ms on the
+#: shared 2-core box, so this bounds the dashboard's share of a flood to a few percent of a core.
+MAX_RATE = 250.0
+MAX_BURST = 1000.0
+#: A message counts once per this many bytes against that budget (decoding costs by size: a
+#: preview frame counts 2-4, a 300 KB one about 20).
+COST_BYTES = 16 * 1024
+#: Longest the reader keeps the event loop in one turn (seconds), however small the messages.
+TURN_S = 0.02
 CLIENT_QUEUE = 64
 PREVIEW_QUEUE = 2
 RECENT_SIGNS = 50
@@ -53,6 +75,25 @@ KEEPALIVE_S = 15.0
 def sse_frame(event: str, data: dict[str, Any]) -> bytes:
     """One Server-Sent Event; JSON has no raw newlines, so ``data`` is one line."""
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+
+
+@dataclass
+class RateBudget:
+    """A token bucket: ``take()`` is True for at most ``rate`` calls a second, after ``burst`` at once."""
+
+    rate: float = MAX_RATE
+    burst: float = MAX_BURST
+    tokens: float = MAX_BURST
+    stamp: float = field(default_factory=time.monotonic)
+
+    def take(self, cost: float = 1.0) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < cost:
+            return False
+        self.tokens -= cost
+        return True
 
 
 @dataclass(eq=False)  # identity hash: clients live in sets
@@ -91,6 +132,7 @@ class DaemonBridge:
     _task: asyncio.Task[None] | None = None
     _last_seq: dict[str, int] = field(default_factory=dict)
     _throttled: ThrottledLog = field(default_factory=lambda: ThrottledLog(log, DROP_LOG_EVERY_S))
+    _budget: RateBudget = field(default_factory=RateBudget)
     #: Called with (topic, payload) for every broadcast message, after it is recorded (the transcript).
     listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
     #: Events a new ``/api/events`` client gets after the latest status and prediction.
@@ -211,16 +253,42 @@ class DaemonBridge:
 
     async def _read(self) -> None:
         assert self._socket is not None
+        # The same socket without asyncio's wrapping: a message that is already waiting costs ~6 µs
+        # to receive here instead of ~40 µs through a future, which is what makes shedding cheap.
+        waiting: zmq.Socket[bytes] = zmq.Socket.shadow(self._socket.underlying)
         while True:
             try:
-                frames = await self._socket.recv_multipart()
+                frames = await self._socket.recv_multipart()  # waits only when nothing is queued
+                self._take(frames)
+                turn_ends = time.monotonic() + TURN_S
+                for _ in range(BATCH - 1):
+                    if time.monotonic() > turn_ends:
+                        break
+                    self._take(waiting.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                pass  # drained: the next await waits for the next message
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never let the reader die: the page would freeze
                 self._reader_error(exc)
                 await asyncio.sleep(0.5)
                 continue
+            await asyncio.sleep(0)  # a turn for requests and signals, however fast messages come
+
+    def _take(self, frames: list[bytes]) -> None:
+        if self._budget.take(1.0 + sum(map(len, frames)) // COST_BYTES):
             self.receive(frames)
+        else:
+            self._shed()
+
+    def _shed(self) -> None:
+        self.metrics.shed.inc()
+        self._throttled(
+            logging.WARNING,
+            "shed",
+            "more than %.0f messages/s from the daemon's endpoint; dropping the excess unread",
+            self._budget.rate,
+        )
 
     def receive(self, frames: list[bytes]) -> None:
         """Validate one message and pass it on, or drop and count it; never raises."""

@@ -128,6 +128,11 @@ class WebMetrics:
         )
         for reason in DROP_REASONS:  # every reason shows from the start, at 0
             self.dropped.labels(reason)
+        self.shed = Counter(
+            "slovo_web_messages_shed",
+            "Messages from the daemon's endpoint dropped unread: more per second than slr-web handles",
+            registry=self.registry,
+        )
         self.errors = Counter("slovo_web_errors", "slr-web errors by kind", ["kind"], registry=self.registry)
         self.uploads = Counter(
             "slovo_web_uploads", "Clip uploads by outcome", ["outcome"], registry=self.registry

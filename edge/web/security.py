@@ -229,6 +229,18 @@ class LoginLimiter:
             return None
         return max(1, math.ceil(times[0] + self.window_s - now))
 
+    def take(self, client: str) -> int | None:
+        """Charge one attempt to ``client`` now, or say how long it must wait (then nothing is charged).
+
+        Check and charge happen in one call with no ``await`` between them, so concurrent attempts
+        cannot all pass the check before any of them is counted; a successful login gives the
+        slots back (:meth:`succeeded`).
+        """
+        wait = self.retry_after(client)
+        if wait is None:
+            self.failed(client)
+        return wait
+
     def failed(self, client: str) -> None:
         if client not in self._seen and len(self._seen) >= self.clients:
             cutoff = time.monotonic() - self.window_s

@@ -47,6 +47,8 @@ DEFAULT_TIMEOUT_S = 600.0
 #: Slowest average upload rate accepted once ``GRACE_S`` has passed (a phone on poor Wi-Fi manages more).
 DEFAULT_MIN_RATE = 32 * 1024
 GRACE_S = 10.0
+#: Longest worker error message passed on to the user.
+MAX_WORKER_ERROR_CHARS = 500
 #: Uploads that may be arriving at once (each may take ``max_bytes`` of disk until refused).
 MAX_RECEIVING = 3
 #: Room for the multipart framing and the small fields a browser adds next to the file.
@@ -54,6 +56,12 @@ OVERHEAD_BYTES = 64 * 1024
 MAX_PARTS = 16
 MAX_PART_HEADER_BYTES = 8192
 MAX_BOUNDARY = 70
+#: Longest line read from the worker. Its one-line result grows with the video (a 180 s video of
+#: 120 episodes is well over asyncio's default 64 KiB line limit); this bounds what an ill-behaved
+#: worker can make slr-web hold. A longer line is a 500 with this limit named, never a traceback.
+MAX_WORKER_LINE_BYTES = 32 * 1024 * 1024
+#: How the worker is started: this Python, the worker module (tests put a stand-in here).
+WORKER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "edge.web.clip_worker")
 #: Loading the upload model at start-up (a FIFO or a stuck file system must not hang slr-web).
 DESCRIBE_TIMEOUT_S = 300.0
 FIELD = b"file"
@@ -263,8 +271,10 @@ class ClipClassifier:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         min_rate: float = DEFAULT_MIN_RATE,
         tmp_root: str | None = None,
+        worker: tuple[str, ...] = WORKER_COMMAND,
     ) -> None:
         self.model = model
+        self.worker = worker
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.min_rate = min_rate
@@ -317,9 +327,7 @@ class ClipClassifier:
     ) -> dict[str, Any]:
         mode = [] if captions is None else ["--captions", repr(float(captions))]  # our number, not the user's
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "edge.web.clip_worker",
+            *self.worker,
             self.model,
             str(path),
             *mode,
@@ -327,6 +335,7 @@ class ClipClassifier:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             env={**os.environ, "OPENCV_LOG_LEVEL": "ERROR"},
+            limit=MAX_WORKER_LINE_BYTES,
         )
         self.worker_pid = proc.pid
         reader = asyncio.ensure_future(self._read_worker(proc, progress))
@@ -350,28 +359,52 @@ class ClipClassifier:
                     proc.kill()
                 await proc.wait()
             self.worker_pid = None
-        if "result" in outcome:
-            return outcome["result"]
-        if "error" in outcome:
-            raise UploadError(422, outcome["error"])
+        if isinstance(outcome.get("result"), dict):
+            result: dict[str, Any] = outcome["result"]
+            return result
+        if isinstance(outcome.get("error"), str):
+            raise UploadError(422, outcome["error"][:MAX_WORKER_ERROR_CHARS])
+        if outcome.get("overflow"):
+            raise UploadError(
+                500, f"the classifier's answer was larger than {MAX_WORKER_LINE_BYTES // 2**20} MB; gave up"
+            )
         raise UploadError(500, f"the classifier stopped unexpectedly (exit code {proc.returncode})")
 
     async def _read_worker(
         self, proc: asyncio.subprocess.Process, progress: Callable[[dict[str, Any]], None]
     ) -> dict[str, Any]:
+        """The worker's last non-progress message (``{"overflow": True}`` for a line over the limit);
+        progress lines become ``progress`` events. A line that is not a JSON object is skipped."""
         assert proc.stdout is not None
         outcome: dict[str, Any] = {}
-        async for line in proc.stdout:
+        while True:
+            try:
+                line = await proc.stdout.readline()
+            except ValueError:  # over MAX_WORKER_LINE_BYTES: the stream is unusable from here
+                outcome = {"overflow": True}
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                break
+            if not line:
+                break
             try:
                 message = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
+                continue
+            if not isinstance(message, dict):
                 continue
             if "progress" in message:
-                progress({"state": "extracting", "done": message["progress"], "total": message.get("total")})
+                done, total = message["progress"], message.get("total")
+                if _count(done) and (total is None or _count(total)):
+                    progress({"state": "extracting", "done": done, "total": total})
             else:
                 outcome = message
         await proc.wait()
         return outcome
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
 
 
 async def describe_model(model: str) -> dict[str, Any]:
