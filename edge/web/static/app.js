@@ -443,6 +443,10 @@ async function confirmClear() {
   $("clear").focus();
   try {
     const response = await fetch("/api/transcript", { method: "DELETE", credentials: "same-origin" });
+    if (response.status === 507) { // the device's disk is full: nothing was cleared
+      $("copy-msg").textContent = t("clear_failed_full");
+      return;
+    }
     if (!response.ok) throw new Error(String(response.status));
     onTranscriptClear(); // the server's event tells the other viewers
     $("copy-msg").textContent = t("cleared_msg");
@@ -890,7 +894,7 @@ function downloadCaptions(format) {
 // The server's error in this page's language: by its code, else by its status, else a generic line.
 // The server's own (English) text is never shown.
 const ERROR_CODES = ["bad_upload", "too_slow", "busy", "too_big", "bad_form", "unreadable", "failed", "timeout",
-  "uploads_off"];
+  "uploads_off", "stopping"];
 const ERROR_STATUSES = [400, 409, 413, 415, 422, 504];
 function uploadError(status, body) {
   const code = body && isText(body.code) ? body.code : "";
