@@ -64,9 +64,12 @@ def poster_jpeg(rgb: object) -> str:
 
 
 def classify_upload(
-    video: str, model: Callable[[], EdgeModel], extractor: HolisticExtractor, progress: Callable[[int], None],
+    video: str,
+    model: Callable[[], EdgeModel],
+    extractor: HolisticExtractor,
+    progress: Callable[[int], None],
     top_k: int = 5,
-) -> dict:  # fmt: skip
+) -> dict:
     """Extract ``video`` and classify it on the shared clip path (what ``slr-predict --json`` prints).
 
     ``model`` returns the model, waiting for its load: extraction needs only ``extractor``, so a
