@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from helpers_http import Reply, build_request, chunk, connect, exchange, read_reply, send_until_answered
 from helpers_web import (
+    EventStream,
     build_slovo_model,
     clean_env,
     free_port,
@@ -359,15 +360,19 @@ def _workers(pid: int) -> list[int]:
 
 def test_client_that_goes_away_mid_classification_frees_the_slot(open_web: Web, sample_video: Path) -> None:
     body, content_type = multipart("file", "clip.mp4", sample_video.read_bytes())
+    events = EventStream(open_web.port)  # an earlier upload's warm worker exists before this job runs
     sock = connect(open_web.port, timeout=60)
     try:
         sock.sendall(build_request("POST", "/api/predict", [("Content-Type", content_type)], body))
         deadline = time.monotonic() + 120
-        while not (workers := _workers(open_web.proc.pid)):
+        classifying = False
+        while not (classifying and (workers := _workers(open_web.proc.pid))):
             assert time.monotonic() < deadline, "no clip worker started"
-            time.sleep(0.05)
+            states = [data.get("state") for kind, data in events.events(0.2) if kind == "progress"]
+            classifying = classifying or "extracting" in states
     finally:
         sock.close()
+        events.close()
     gone_at = time.monotonic()
     while any(Path(f"/proc/{pid}").exists() for pid in workers):
         assert time.monotonic() - gone_at < 60, "the worker outlived its client"

@@ -98,6 +98,7 @@ def settings_from(options: WebOptions) -> WebSettings:
         max_upload_bytes=int(options.max_upload_mb * 1024 * 1024),
         upload_timeout_s=options.upload_timeout,
         upload_min_rate=options.upload_min_rate * 1024,
+        worker_idle_s=options.worker_idle_s,
         curve_keys=keys,
         state_dir=state_dir,
         min_confidence=options.min_confidence,

@@ -35,6 +35,7 @@ from edge.web.routes.common import error
 from edge.web.security import Auth, SecurityMiddleware
 from edge.web.transcript import Transcript
 from edge.web.uploads import DEFAULT_MAX_BYTES, DEFAULT_MIN_RATE, DEFAULT_TIMEOUT_S, ClipClassifier
+from edge.web.warm_worker import DEFAULT_IDLE_S
 
 __all__ = ["DEFAULT_MIN_CONFIDENCE", "WebSettings", "build_app"]
 
@@ -53,6 +54,8 @@ class WebSettings:
     upload_timeout_s: float = DEFAULT_TIMEOUT_S
     #: Slowest average upload rate accepted (bytes/s), after a grace period: a stalled body is cut.
     upload_min_rate: float = DEFAULT_MIN_RATE
+    #: How long the warm upload worker is kept after a clip (0: a process per clip).
+    worker_idle_s: float = DEFAULT_IDLE_S
     curve_keys: tuple[bytes, bytes, bytes] | None = None
     #: Where the transcript is kept (None: in memory only, for tests and embedding).
     state_dir: Path | None = None
@@ -94,10 +97,13 @@ def build_app(settings: WebSettings) -> Starlette:
             max_bytes=settings.max_upload_bytes,
             timeout_s=settings.upload_timeout_s,
             min_rate=settings.upload_min_rate,
+            worker_idle_s=settings.worker_idle_s,
         )
         if settings.model
         else None
     )
+    if classifier is not None:
+        metrics.watch_worker(classifier.warm)
     access = Auth(settings.token, secure_cookie=settings.secure_cookie)
     store = Transcript(settings.state_dir)
     transcript.connect(store, bridge, metrics)
@@ -115,6 +121,8 @@ def build_app(settings: WebSettings) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await saver
             await bridge.stop()
+            if classifier is not None:
+                await classifier.close()
             store.flush()
 
     routes: list[BaseRoute] = [

@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge.contract.protocol import DROP_REASONS
+
+if TYPE_CHECKING:
+    from edge.web.warm_worker import WarmWorker
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 #: A status older than this means the daemon is gone (it publishes one every second): /healthz,
@@ -156,6 +159,21 @@ class WebMetrics:
         self.transcript_entries = Gauge(
             "slovo_web_transcript_entries", "Entries in the shared transcript", registry=self.registry
         )
+
+    def watch_worker(self, worker: WarmWorker) -> None:
+        """Gauges of the warm upload worker, read at scrape time: is one kept, and its memory."""
+        up = Gauge("slovo_web_worker_up", "1 while the upload worker is running", registry=self.registry)
+        up.set_function(lambda: worker.pid is not None)
+        rss = Gauge(
+            "slovo_web_worker_rss_bytes",
+            "Resident memory of the upload worker (MediaPipe and the model; 0 when none runs)",
+            registry=self.registry,
+        )
+        rss.set_function(worker.rss_bytes)
+        starts = Gauge(
+            "slovo_web_worker_starts", "Upload worker processes started so far", registry=self.registry
+        )
+        starts.set_function(lambda: worker.starts)
 
     def _observe_dashboard(self, topic: str, payload: dict[str, Any]) -> None:
         latency = _number(payload.get("latency_ms"))

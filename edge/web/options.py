@@ -18,6 +18,7 @@ from edge.transport.publisher import DEFAULT_ENDPOINT
 from edge.util import settings
 from edge.util.settings import ConfigError, setting
 from edge.web.uploads import DEFAULT_MAX_BYTES, DEFAULT_MIN_RATE, DEFAULT_TIMEOUT_S
+from edge.web.warm_worker import DEFAULT_IDLE_S
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -51,6 +52,12 @@ class WebOptions:
         DEFAULT_MIN_RATE / 1024,
         "slowest average upload rate accepted after 10 s: a stalled upload is cut off",
         gt=0.0, le=1e6, metavar="KB_PER_S",
+    )  # fmt: skip
+    worker_idle_s: float = setting(
+        DEFAULT_IDLE_S,
+        "keep the upload worker (MediaPipe and the model loaded) this long after a clip, so the next "
+        "upload costs only its keypoints; 0: a new process per clip",
+        ge=0.0, le=86400.0, metavar="S",
     )  # fmt: skip
     tls_cert: str | None = setting(None, "serve HTTPS (browsers record only over HTTPS)", metavar="PEM")
     tls_key: str | None = setting(None, "private key for --tls-cert", metavar="PEM")

@@ -14,9 +14,10 @@
   clip arriving while another is classified gets 409 ``busy``, and at most ``MAX_RECEIVING``
   uploads may be arriving at once.
 * **Off the event loop**: :mod:`edge.web.clip_worker` runs as a low-priority child process
-  (``asyncio`` subprocess, no shell; its arguments are our model path and our temp file name,
-  never a user string); the page stays live and gets ``progress`` events meanwhile. If the client
-  goes away mid-classification the worker is killed and the slot is free at once.
+  (``asyncio`` subprocess, no shell; its arguments are our model path, its job line our temp file
+  name, never a user string); the page stays live and gets ``progress`` events meanwhile. One
+  such process is kept warm between uploads (:mod:`edge.web.warm_worker`). If the client goes
+  away mid-classification the worker is killed and the slot is free at once.
 * **Validation by decoding**: the worker opens the file with FFmpeg and decodes the first frame;
   the file name and extension the browser sent are ignored.
 """
@@ -27,7 +28,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -39,6 +39,8 @@ from typing import Any
 
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
+
+from edge.web.warm_worker import WarmWorker
 
 log = logging.getLogger(__name__)
 
@@ -272,9 +274,14 @@ class ClipClassifier:
         min_rate: float = DEFAULT_MIN_RATE,
         tmp_root: str | None = None,
         worker: tuple[str, ...] = WORKER_COMMAND,
+        worker_idle_s: float = 0.0,
     ) -> None:
+        """``worker_idle_s``: how long the worker is kept warm after a clip (0: a process per clip)."""
         self.model = model
         self.worker = worker
+        self.warm = WarmWorker(
+            (*worker, model, "--serve"), idle_s=worker_idle_s, line_limit=MAX_WORKER_LINE_BYTES
+        )
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.min_rate = min_rate
@@ -325,19 +332,11 @@ class ClipClassifier:
         request: Any = None,
         captions: float | None = None,
     ) -> dict[str, Any]:
-        mode = [] if captions is None else ["--captions", repr(float(captions))]  # our number, not the user's
-        proc = await asyncio.create_subprocess_exec(
-            *self.worker,
-            self.model,
-            str(path),
-            *mode,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env={**os.environ, "OPENCV_LOG_LEVEL": "ERROR"},
-            limit=MAX_WORKER_LINE_BYTES,
-        )
+        # Our temp file and our number: nothing the user sent.
+        job = {"video": str(path), "captions": None if captions is None else float(captions)}
+        proc = await self.warm.job(job)
         self.worker_pid = proc.pid
+        answered = False
         reader = asyncio.ensure_future(self._read_worker(proc, progress))
         watcher = asyncio.ensure_future(
             wait_for_disconnect(request) if request is not None else asyncio.Event().wait()
@@ -350,14 +349,15 @@ class ClipClassifier:
             if not reader.done():
                 raise UploadError(504, f"classifying took longer than {self.timeout_s:.0f} s; gave up")
             outcome = reader.result()
+            answered = isinstance(outcome.get("result"), dict) or isinstance(outcome.get("error"), str)
         finally:
             for task in (reader, watcher):
                 task.cancel()
             await asyncio.gather(reader, watcher, return_exceptions=True)
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+            if answered and proc.returncode is None:
+                await self.warm.finished()  # kept warm for the next clip
+            else:  # crashed, hung, client gone, stopping, or an answer that is not one
+                await self.warm.kill(proc)
             self.worker_pid = None
         if isinstance(outcome.get("result"), dict):
             result: dict[str, Any] = outcome["result"]
@@ -370,11 +370,16 @@ class ClipClassifier:
             )
         raise UploadError(500, f"the classifier stopped unexpectedly (exit code {proc.returncode})")
 
+    async def close(self) -> None:
+        """slr-web stops: the warm worker goes too."""
+        await self.warm.close()
+
     async def _read_worker(
         self, proc: asyncio.subprocess.Process, progress: Callable[[dict[str, Any]], None]
     ) -> dict[str, Any]:
-        """The worker's last non-progress message (``{"overflow": True}`` for a line over the limit);
-        progress lines become ``progress`` events. A line that is not a JSON object is skipped."""
+        """The worker's answer to this job: its first ``result`` or ``error`` message (``{}`` if it
+        ended without one, ``{"overflow": True}`` for a line over the limit); progress lines become
+        ``progress`` events. A line that is not a JSON object is skipped."""
         assert proc.stdout is not None
         outcome: dict[str, Any] = {}
         while True:
@@ -393,12 +398,12 @@ class ClipClassifier:
                 continue
             if not isinstance(message, dict):
                 continue
+            if "result" in message or "error" in message:
+                return message  # the worker stays, for the next clip
             if "progress" in message:
                 done, total = message["progress"], message.get("total")
                 if _count(done) and (total is None or _count(total)):
                     progress({"state": "extracting", "done": done, "total": total})
-            else:
-                outcome = message
         await proc.wait()
         return outcome
 
