@@ -72,3 +72,6 @@ def test_slr_predict_and_the_upload_worker_call_a_recording_complete(
     lines = [json.loads(line) for line in worker.stdout.splitlines() if line.strip()]
     result = next(line["result"] for line in lines if "result" in line)
     assert result["complete"] is True and result["declared_frames"] is None, result
+    # Its progress counts towards no made-up total ("frame 5 of 2230" for 90 frames).
+    totals = {line["total"] for line in lines if "progress" in line}
+    assert totals == {None}, totals

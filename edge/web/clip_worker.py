@@ -286,14 +286,20 @@ def describe_model(model_path: str) -> dict:
 
 
 def _frame_count(video: str) -> int | None:
-    import cv2
+    """The frame count the progress bar counts towards: what the source itself trusts.
 
-    capture = cv2.VideoCapture(video, cv2.CAP_FFMPEG)
+    :attr:`edge.camera.sources.VideoSource.expected_frames`, not the container's raw guess: a
+    browser's MediaRecorder WebM claims a frame a millisecond, and its recording would show
+    "frame 5 of 2230". A file that can't be opened has no total (the job then reports why).
+    """
+    from edge.camera.frame import SourceError
+    from edge.camera.sources import open_source
+
     try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    finally:
-        capture.release()
-    return count if count > 0 else None
+        with open_source(video, warn_truncated=False) as source:
+            return source.expected_frames
+    except SourceError:
+        return None
 
 
 def _die_with_parent() -> None:
