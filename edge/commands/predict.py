@@ -53,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_version(parser)
     parser.add_argument("video", nargs="?", help="video file (mp4, avi, mov, mkv, webm, gif)")
-    parser.add_argument("--model", required=True, metavar="ONNX", help="model exported by slr-export")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="ONNX",
+        help="model exported by slr-export, or a name fetched by slr-model (slovo-500)",
+    )
     parser.add_argument(
         "--camera",
         nargs="?",
@@ -165,11 +170,13 @@ def _print_table(result: ClipResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.models.resolve import resolve_model
     from edge.runtime.classify import classify_clip
     from edge.runtime.holistic import HolisticExtractor
     from edge.runtime.inference import load_model
     from edge.runtime.sources import open_source, redact
 
+    args.model = resolve_model(args.model)  # --model NAME: a fetched registry model
     if predict_segments.wanted(args):
         return predict_segments.run_segments(args)
     if (args.video is None) == (args.camera is None):

@@ -128,6 +128,9 @@ def settings_from_args(args: argparse.Namespace) -> object:
 
     state_dir = prepare_state_dir(Path(args.state_dir) if args.state_dir else default_state_dir())
     token = read_token(args.token_file) if args.token_file else None
+    from edge.models.resolve import resolve_model
+
+    args.model = resolve_model(args.model) if args.model else None  # --model NAME: fetched registry model
     info = asyncio.run(describe_model(args.model)) if args.model else None
     return WebSettings(
         endpoint=args.endpoint,
