@@ -9,11 +9,17 @@ records every request (path and ``Range`` header), so a test can tell "downloade
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from conftest import REPO_ROOT
 
 
 @dataclass
@@ -151,7 +157,51 @@ class ModelServer:
         handler.wfile.write(body)
 
 
-@contextlib.contextmanager
-def model_server() -> Iterator[ModelServer]:
-    with ModelServer() as server:
-        yield server
+# -- running slr-model as a user does ------------------------------------------------------------
+
+CLI = [sys.executable, "-c", "import sys; from edge.commands.model import main; sys.exit(main())"]
+#: Makes ``import torch`` fail in the child, as on a device without the train extra.
+NO_TORCH = [
+    sys.executable,
+    "-c",
+    "import sys; sys.modules['torch'] = None; from edge.commands.model import main; sys.exit(main())",
+]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def env_for(cache: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.update(SLOVO_MODEL_CACHE=str(cache), PYTHONPATH=str(REPO_ROOT), **extra)
+    return env
+
+
+def slr_model(
+    args: list[str], cache: Path, *, cli: list[str] = CLI, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*cli, *args],
+        cwd=REPO_ROOT,
+        env=env_for(cache, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("slr-model: error:")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+def blobs(cache: Path) -> list[Path]:
+    return (
+        sorted(p for p in (cache / "blobs").rglob("*") if p.is_file()) if (cache / "blobs").exists() else []
+    )

@@ -10,7 +10,6 @@ files left behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -22,7 +21,17 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
-from helpers_model_server import ModelServer, Route
+from helpers_model_server import (
+    CLI,
+    NO_TORCH,
+    ModelServer,
+    Route,
+    blobs,
+    env_for,
+    one_line_error,
+    sha,
+    slr_model,
+)
 
 #: The tiny checkpoint's 10 classes, named as a user of the seed's service would see them.
 NAMES = ["привет", "спасибо", "пока", "да", "нет", "дом", "мама", "папа", "вода", "хлеб"]
@@ -31,17 +40,6 @@ MAPPING = {
     "ord2sign": {str(i): name for i, name in enumerate(NAMES)},
     "class_names": NAMES,
 }
-CLI = [sys.executable, "-c", "import sys; from edge.commands.model import main; sys.exit(main())"]
-#: Makes ``import torch`` fail in the child, as on a device without the train extra.
-NO_TORCH = [
-    sys.executable,
-    "-c",
-    "import sys; sys.modules['torch'] = None; from edge.commands.model import main; sys.exit(main())",
-]
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -69,41 +67,6 @@ def server(checkpoint_bytes: bytes, onnx_bytes: bytes) -> Iterator[ModelServer]:
 @pytest.fixture
 def cache(tmp_path: Path) -> Path:
     return tmp_path / "cache"
-
-
-def env_for(cache: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env.update(SLOVO_MODEL_CACHE=str(cache), PYTHONPATH=str(REPO_ROOT), **extra)
-    return env
-
-
-def slr_model(
-    args: list[str], cache: Path, *, cli: list[str] = CLI, timeout: float = 300, **env: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*cli, *args],
-        cwd=REPO_ROOT,
-        env=env_for(cache, **env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("slr-model: error:")]
-    assert len(errors) == 1, result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
-
-
-def blobs(cache: Path) -> list[Path]:
-    return (
-        sorted(p for p in (cache / "blobs").rglob("*") if p.is_file()) if (cache / "blobs").exists() else []
-    )
 
 
 def test_checkpoint_url_becomes_a_verified_onnx_with_the_mappings_labels_once(
