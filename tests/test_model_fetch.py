@@ -328,3 +328,21 @@ def test_help_has_examples_and_exit_codes(cache: Path) -> None:
     ):
         assert needle in result.stdout
     assert slr_model([], cache).returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("edge.commands.predict", ["clip.mp4", "--model", "slovo-500"]),
+        ("edge.commands.web", ["--model", "slovo-500", "--port", "1"]),
+    ],
+)
+def test_predict_and_web_name_an_unfetched_registry_model(
+    module: str, args: list[str], tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())", *args],
+        cwd=tmp_path, env=env_for(tmp_path / "empty-cache"), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "slr-model fetch slovo-500" in result.stderr and "Traceback" not in result.stderr

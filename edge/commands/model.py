@@ -190,8 +190,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.__dict__, ensure_ascii=False))
     else:
+        from edge.util.terminal import for_terminal  # labels are the file's text: never escape codes
+
+        first = for_terminal(", ".join(summary.first_labels))
         print(
-            f"{args.file}: OK: {summary.labels} classes ({', '.join(summary.first_labels)}, ...), "
+            f"{for_terminal(str(args.file))}: OK: {summary.labels} classes ({first}, ...), "
             f"window {summary.window}, {summary.fps:g} fps, sha256 {summary.sha256}, "
             f"from checkpoint {summary.source_sha256}" + (" [UNTRAINED]" if summary.untrained else "")
         )

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,8 +98,6 @@ class Cache:
             lock.acquire(timeout=0)
         except Timeout:
             if waiting:
-                import sys
-
                 print(waiting, file=sys.stderr)
             lock.acquire(poll_interval=0.1)  # Ctrl-C still interrupts the wait
         try:

@@ -120,6 +120,10 @@ def drive_confirmation_url(page: str) -> str:
         raise BadSource(f"Google Drive did not offer the file: {first}") from None
 
 
+class _Useless(FetchFailed):
+    """A failure after which the ``.part`` file is worth nothing (full disk, oversized body): removed."""
+
+
 class _Restart(Exception):
     """The server ignored or botched a resume: start again from byte 0."""
 
@@ -240,7 +244,7 @@ class _Stream:
                 received += len(chunk)
                 if received > limit:
                     what = "its declared size" if total is not None else f"the limit ({MAX_BYTES_ENV})"
-                    raise FetchFailed(f"{self.shown} sent more than {what}: {human_size(limit)}")
+                    raise _Useless(f"{self.shown} sent more than {what}: {human_size(limit)}")
                 _write(out, chunk, self.part)
                 bar.update(len(chunk))
                 window_bytes += len(chunk)
@@ -262,7 +266,7 @@ def _write(out: object, chunk: bytes, part: Path) -> None:
         out.write(chunk)  # type: ignore[attr-defined]
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise FetchFailed(f"the disk is full: cannot write {part.parent} ({exc.strerror})") from None
+            raise _Useless(f"the disk is full: cannot write {part.parent} ({exc.strerror})") from None
         raise FetchFailed(f"cannot write {part}: {exc.strerror or exc}") from None
 
 
@@ -288,6 +292,7 @@ def download(
     """
     limits = limits or Limits.from_env()
     session = session or new_session()
+    url = drive_download_url(url) or url  # a Drive share link → its download endpoint
     stream = _Stream(session, url, part, limits, progress, label)
     restarted = False
     for attempt in range(1, ATTEMPTS + 1):
@@ -308,9 +313,8 @@ def download(
                 raise FetchFailed(f"{stream.shown}: {exc}; run again to resume") from None
             if on_retry:
                 on_retry(f"{exc}; resuming")
-        except FetchFailed as exc:
-            if "disk is full" in str(exc) or "sent more than" in str(exc):
-                part.unlink(missing_ok=True)
+        except _Useless:
+            part.unlink(missing_ok=True)
             raise
         except requests.exceptions.TooManyRedirects:
             raise FetchFailed(

@@ -153,7 +153,7 @@ class Fetcher:
     def labels_file(self, text: str) -> tuple[Path, str]:
         if is_url(text):
             asset = Asset(url=text, file=_file_name(text, "labels.json"))
-            return self.obtain(asset, text, want=None, max_bytes=LABELS_MAX_BYTES)
+            return self.obtain(asset, redact(text), want=None, max_bytes=LABELS_MAX_BYTES)
         path = Path(text)
         if not path.is_file():
             raise BadSource(f"labels file {text} is not an existing file or an http(s):// URL")
@@ -178,7 +178,10 @@ class Fetcher:
             file_name = _file_name(source, "model")
             asset = Asset(url=source, file=file_name, kind=kind_from_name(file_name) or "")
             name = Path(file_name).stem
-            model_path, model_sha = self.obtain(asset, source, want=opts.sha256, max_bytes=DEFAULT_MAX_BYTES)
+            # Keyed by the URL as shown: a token in it never reaches lock.json.
+            model_path, model_sha = self.obtain(
+                asset, redact(source), want=opts.sha256, max_bytes=DEFAULT_MAX_BYTES
+            )
             kind = asset.kind or sniff_kind(model_path)
             if opts.labels:
                 labels = self.labels_file(opts.labels)
