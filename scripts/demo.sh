@@ -14,6 +14,9 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
+# The demo installs what it runs: the device side and the dashboard. PyTorch (the `train` extra)
+# comes later, and only if a model must be exported (see below); no test or dev tools.
+export SLOVO_EXTRAS="${SLOVO_EXTRAS:-edge,web}"
 # shellcheck source=bootstrap.sh
 source "$ROOT/scripts/bootstrap.sh" || exit 1
 
@@ -35,6 +38,14 @@ fi
 PUBLISHED=slovo-500
 UNTRAINED="$ROOT/artifacts/untrained-edge.onnx"
 MODEL=""
+# Exporting (the published checkpoint, or the untrained stand-in) needs PyTorch: add the `train`
+# extra only when no ready model is at hand.
+if [ ! -f "${SLOVO_MODEL:-}" ] \
+  && ! python -c "from edge.models.resolve import resolve_model as r; r('$PUBLISHED')" 2>/dev/null \
+  && ! python -c "import torch" 2>/dev/null; then
+  echo "==> a model must be exported: adding PyTorch (the 'train' extra) to $ROOT/.venv"
+  SLOVO_EXTRAS="$SLOVO_EXTRAS,train" source "$ROOT/scripts/bootstrap.sh" || exit 1
+fi
 if [ -n "${SLOVO_MODEL:-}" ]; then
   if [ -f "$SLOVO_MODEL" ]; then
     MODEL="$SLOVO_MODEL"

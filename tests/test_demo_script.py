@@ -196,3 +196,25 @@ def test_bootstrap_failure_is_reported_to_the_caller(tmp_path: Path) -> None:
         ["bash", "-c", script], env={**os.environ, "SLOVO_VENV": str(venv)}, capture_output=True, timeout=60
     )
     assert done.returncode == 9
+
+
+def test_bootstrap_installs_missing_extras_only(tmp_path: Path) -> None:
+    """demo.sh (edge,web) and test.sh (all) share .venv without reinstalling it in turns."""
+    venv, calls = _fake_venv(tmp_path, cpu_index_works=True)
+    stamp = venv / ".slovo-edge-stamp"
+
+    def bootstrap(extras: str) -> list[str]:
+        before = calls.read_text().splitlines() if calls.exists() else []
+        script = f"source {REPO_ROOT / 'scripts' / 'bootstrap.sh'} || exit 9"
+        env = {**os.environ, "SLOVO_VENV": str(venv), "SLOVO_EXTRAS": extras}
+        done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return calls.read_text().splitlines()[len(before) :] if calls.exists() else []
+
+    assert any("-e" in call and "[edge,web]" in call for call in bootstrap("edge,web"))
+    assert stamp.read_text().split()[1] == "edge,web"
+    assert bootstrap("edge") == []  # a subset: nothing to do
+    added = bootstrap("edge,web,train")
+    assert any("torch==2.13.0" in call for call in added)
+    assert stamp.read_text().split()[1] == "edge,web,train"
+    assert bootstrap("web,edge") == []
