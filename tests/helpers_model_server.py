@@ -159,6 +159,13 @@ class ModelServer:
 
 # -- running slr-model as a user does ------------------------------------------------------------
 
+#: The tiny checkpoint's 10 classes, named as a user of the seed's service would see them.
+NAMES = ["привет", "спасибо", "пока", "да", "нет", "дом", "мама", "папа", "вода", "хлеб"]
+MAPPING = {
+    "sign2ord": {name: i for i, name in enumerate(NAMES)},
+    "ord2sign": {str(i): name for i, name in enumerate(NAMES)},
+    "class_names": NAMES,
+}
 CLI = [sys.executable, "-c", "import sys; from edge.commands.model import main; sys.exit(main())"]
 #: Makes ``import torch`` fail in the child, as on a device without the train extra.
 NO_TORCH = [

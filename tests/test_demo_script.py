@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -218,3 +219,63 @@ def test_bootstrap_installs_missing_extras_only(tmp_path: Path) -> None:
     assert any("torch==2.13.0" in call for call in added)
     assert stamp.read_text().split()[1] == "edge,web,train"
     assert bootstrap("web,edge") == []
+
+
+def _published_env(mirror: str, tmp_path: Path) -> dict[str, str]:
+    """The demo's environment with no SLOVO_MODEL: it looks for the published model (via ``mirror``)."""
+    env = {k: v for k, v in os.environ.items() if k != "SLOVO_MODEL" and "proxy" not in k.lower()}
+    env.update(
+        SLOVO_MODEL_MIRROR=mirror,
+        SLOVO_MODEL_CACHE=str(tmp_path / "cache"),
+        SLOVO_WEB_PORT="0",
+        SLR_EDGE_ENDPOINT=_free_endpoint(),
+    )
+    return env
+
+
+def test_demo_uses_the_published_model(sample_video: Path, reference_dir: Path, tmp_path: Path) -> None:
+    from helpers_model_server import MAPPING, NAMES, ModelServer, Route
+
+    with ModelServer() as server:
+        server.routes["/m/model_weights.pth"] = Route(
+            body=(reference_dir / "tiny_checkpoint.pt").read_bytes()
+        )
+        server.routes["/m/sign_language_model_mappings.json"] = Route(
+            body=json.dumps(MAPPING, ensure_ascii=False).encode()
+        )
+        result = subprocess.run(
+            ["bash", str(REPO_ROOT / "scripts" / "demo.sh"), str(sample_video)],
+            cwd=REPO_ROOT,
+            env=_published_env(server.url("/m"), tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "==> model: the published slovo-500" in result.stdout
+    assert "UNTRAINED" not in result.stdout + result.stderr
+    assert any(name in result.stdout for name in NAMES), "the listener shows the mapping's names"
+
+
+def test_demo_says_in_one_line_why_it_falls_back(sample_video: Path, tmp_path: Path) -> None:
+    from helpers_model_server import ModelServer
+
+    with ModelServer() as server:  # knows no files: every request is a 404
+        proc = _demo(_published_env(server.url("/m"), tmp_path), str(sample_video))
+        try:
+            out = ""
+            deadline = time.monotonic() + 300
+            assert proc.stdout is not None
+            while "==> daemon" not in out and time.monotonic() < deadline and proc.poll() is None:
+                out += proc.stdout.readline()
+            os.killpg(proc.pid, signal.SIGTERM)
+            more, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert "==> daemon" in out, err[-2000:]
+    reasons = [line for line in err.splitlines() if line.startswith("slr-model: error:")]
+    assert len(reasons) == 1 and "404" in reasons[0], err
+    assert "falling back to an UNTRAINED model" in err and "slr-model fetch slovo-500" in err
+    assert "Traceback" not in err + more
+    assert _wait_gone(proc.pid) == []

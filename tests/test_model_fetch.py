@@ -23,6 +23,8 @@ import pytest
 from conftest import REPO_ROOT
 from helpers_model_server import (
     CLI,
+    MAPPING,
+    NAMES,
     NO_TORCH,
     ModelServer,
     Route,
@@ -32,14 +34,6 @@ from helpers_model_server import (
     sha,
     slr_model,
 )
-
-#: The tiny checkpoint's 10 classes, named as a user of the seed's service would see them.
-NAMES = ["привет", "спасибо", "пока", "да", "нет", "дом", "мама", "папа", "вода", "хлеб"]
-MAPPING = {
-    "sign2ord": {name: i for i, name in enumerate(NAMES)},
-    "ord2sign": {str(i): name for i, name in enumerate(NAMES)},
-    "class_names": NAMES,
-}
 
 
 @pytest.fixture(scope="module")
