@@ -87,6 +87,15 @@ def test_checkpoint_url_becomes_a_verified_onnx_with_the_mappings_labels_once(
     assert server.requests_for("/tiny.pt") == [None]  # fetched once
     assert server.requests_for("/mappings.json") == [None]
 
+    listing = json.loads(slr_model(["list", "--json"], cache).stdout)
+    others = {row["source"]: row for row in listing["other"]}
+    assert others[server.url("/tiny.pt")] == {
+        "source": server.url("/tiny.pt"),
+        "sha256": sha(checkpoint_bytes),
+        "size": len(checkpoint_bytes),
+        "cached": True,
+    }
+
 
 def test_registry_name_through_the_mirror_then_model_name_resolves_in_the_daemon(
     server: ModelServer, cache: Path, monkeypatch: pytest.MonkeyPatch

@@ -141,6 +141,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from edge.models.cache import Cache
     from edge.models.registry import load_registry
+    from edge.util.terminal import for_terminal
 
     cache = Cache()
     tofu = cache.tofu()
@@ -163,8 +164,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 "model_size": model.stat().st_size if model else None,
             }
         )
+    registry_ids = {f"{name}:{entry.model.file}" for name, entry in load_registry().items()}
+    registry_ids |= {f"{n}:{e.labels.file}" for n, e in load_registry().items() if e.labels is not None}
+    others = [
+        {"source": source, "sha256": record.get("sha256"), "size": record.get("size"),
+         "cached": bool(cache.blob(str(record.get("sha256"))))}
+        for source, record in sorted(tofu.items())
+        if source not in registry_ids and isinstance(record, dict)
+    ]  # fmt: skip
     if args.json:
-        print(json.dumps({"cache": str(cache.root), "models": rows}, ensure_ascii=False))
+        print(json.dumps({"cache": str(cache.root), "models": rows, "other": others}, ensure_ascii=False))
         return EXIT_OK
     print(f"cache: {cache.root}")
     for row in rows:
@@ -175,6 +184,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
             + (f" ({row['sha256_from']})" if row["sha256_from"] else "")
         )
         print(f"  {state}")
+    for other in others:
+        cached = "cached" if other["cached"] else "no longer cached"
+        source = for_terminal(str(other["source"]))  # lock.json is a file anyone with access may edit
+        print(f"{source}: {other['size']} bytes, sha256 {other['sha256']} ({cached})")
     return EXIT_OK
 
 
