@@ -349,3 +349,17 @@ def test_predict_and_web_name_an_unfetched_registry_model(
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "slr-model fetch slovo-500" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_damaged_cache_file_is_downloaded_again(
+    server: ModelServer, cache: Path, onnx_bytes: bytes
+) -> None:
+    url = server.url("/tiny.onnx")
+    assert slr_model(["fetch", url], cache).returncode == 0
+    (blob,) = blobs(cache)
+    blob.write_bytes(b"bit rot")
+    again = slr_model(["fetch", url], cache)
+    assert again.returncode == 0, again.stderr
+    assert server.requests_for("/tiny.onnx") == [None, None]
+    (blob,) = blobs(cache)
+    assert blob.read_bytes() == onnx_bytes

@@ -29,7 +29,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from edge.models.errors import BadSource, FetchFailed
-from edge.util.files import atomic_write_bytes, output_dir_problem
+from edge.util.files import atomic_write_bytes, file_sha256, output_dir_problem
 
 CACHE_ENV = "SLOVO_MODEL_CACHE"
 TOFU_FILE = "lock.json"
@@ -67,12 +67,19 @@ class Cache:
             (self.root / sub).mkdir(exist_ok=True)
 
     # -- files -----------------------------------------------------------------------------------
-    def blob(self, sha256: str) -> Path | None:
-        """The cached file whose bytes have ``sha256``, if there is one."""
+    def blob(self, sha256: str, *, check: bool = False) -> Path | None:
+        """The cached file whose bytes have ``sha256``, if there is one.
+
+        With ``check`` its bytes are hashed again, and a file that no longer matches (a bad disk, a
+        hand edit) is deleted and reported absent, so the caller downloads it afresh.
+        """
         folder = self.root / "blobs" / sha256
         if folder.is_dir():
             for path in folder.iterdir():
                 if path.is_file() and not path.name.startswith("."):
+                    if check and file_sha256(path) != sha256:
+                        path.unlink(missing_ok=True)
+                        return None
                     return path
         return None
 

@@ -95,7 +95,7 @@ class Fetcher:
         record = self.cache.recorded(source_id)
         if not self.options.refresh:
             for sha in (known, None if known else (record or {}).get("sha256")):
-                if sha and (blob := self.cache.blob(sha)) is not None:
+                if sha and (blob := self.cache.blob(sha, check=True)) is not None:
                     return blob, sha
         key = source_key(source_id)
         url = asset.location()
@@ -104,7 +104,7 @@ class Fetcher:
             record = self.cache.recorded(source_id)
             if not self.options.refresh:  # the fetch we waited for may have brought it
                 for sha in (known, None if known else (record or {}).get("sha256")):
-                    if sha and (blob := self.cache.blob(sha)) is not None:
+                    if sha and (blob := self.cache.blob(sha, check=True)) is not None:
                         return blob, sha
             part = self.cache.partial(key)
             self.say(f"slr-model: downloading {shown}")
