@@ -363,3 +363,18 @@ def test_a_damaged_cache_file_is_downloaded_again(
     assert server.requests_for("/tiny.onnx") == [None, None]
     (blob,) = blobs(cache)
     assert blob.read_bytes() == onnx_bytes
+
+
+def test_resolve_leaves_paths_alone_and_reports_a_broken_index_in_one_line(tmp_path: Path) -> None:
+    from edge.models.cache import Cache
+    from edge.models.resolve import ModelNotFetched, resolve_model
+
+    cache = Cache(tmp_path / "cache")
+    for value in ("model.onnx", "dir/slovo-500", "not-a-registry-name"):
+        assert resolve_model(value, cache) == value
+    (tmp_path / "slovo-500").write_bytes(b"")  # an existing file wins over the registry name
+    assert resolve_model(str(tmp_path / "slovo-500"), cache) == str(tmp_path / "slovo-500")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "installed.json").write_text("{not json")
+    with pytest.raises(ModelNotFetched, match="cannot read the cache index"):
+        resolve_model("slovo-500", cache)

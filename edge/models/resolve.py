@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from edge.models.cache import Cache
-from edge.models.errors import BadSource
+from edge.models.errors import BadSource, ModelStoreError
 from edge.models.registry import load_registry
 
 
@@ -26,7 +26,10 @@ def resolve_model(value: str, cache: Cache | None = None) -> str:
     base = value.removesuffix("-int8")
     if base not in names:
         return value
-    path = (cache or Cache()).installed(value)
+    try:
+        path = (cache or Cache()).installed(value)
+    except ModelStoreError as exc:  # an unreadable cache index: the user's to fix, one line
+        raise ModelNotFetched(str(exc)) from None
     if path is None:
         flags = " --int8" if value != base else ""
         raise ModelNotFetched(
