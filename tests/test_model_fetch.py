@@ -378,3 +378,12 @@ def test_resolve_leaves_paths_alone_and_reports_a_broken_index_in_one_line(tmp_p
     (tmp_path / "cache" / "installed.json").write_text("{not json")
     with pytest.raises(ModelNotFetched, match="cannot read the cache index"):
         resolve_model("slovo-500", cache)
+
+
+def test_proxies_come_from_the_environment(server: ModelServer, cache: Path, onnx_bytes: bytes) -> None:
+    """``model.invalid`` does not resolve: only the proxy (the test server) can answer for it."""
+    server.routes["http://model.invalid/tiny.onnx"] = Route(body=onnx_bytes)
+    result = slr_model(["fetch", "http://model.invalid/tiny.onnx", "--sha256", sha(onnx_bytes)], cache,
+                       HTTP_PROXY=server.url(""), http_proxy=server.url(""))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert server.requests_for("http://model.invalid/tiny.onnx") == [None]
