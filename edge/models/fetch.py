@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from edge.models.cache import Cache, source_key
-from edge.models.download import DEFAULT_MAX_BYTES, Limits, download
+from edge.models.download import DEFAULT_MAX_BYTES, Limits, download, human_size
 from edge.models.errors import BadSource, ModelStoreError
 from edge.models.registry import Asset, Entry, load_registry
 from edge.models.verify import kind_from_name, refuse_html, sniff_kind, verify_onnx
@@ -140,11 +140,12 @@ class Fetcher:
 
     def local(self, text: str) -> tuple[Path, str]:
         path = Path(text)
-        if not path.is_file():
+        if not path.is_file():  # FIFOs, devices and directories too: never opened
             raise BadSource(
                 f"{text} is not a registry name ({', '.join(sorted(load_registry()))}), "
                 "an http(s):// URL or an existing file"
             )
+        _check_local_size(path, DEFAULT_MAX_BYTES)
         sha = file_sha256(path)
         if self.options.sha256 and sha != self.options.sha256:
             raise BadSource(f"{text}: checksum mismatch: expected sha256 {self.options.sha256}, got {sha}")
@@ -157,6 +158,7 @@ class Fetcher:
         path = Path(text)
         if not path.is_file():
             raise BadSource(f"labels file {text} is not an existing file or an http(s):// URL")
+        _check_local_size(path, LABELS_MAX_BYTES)
         return path, file_sha256(path)
 
     # -- steps 1-4 -------------------------------------------------------------------------------
@@ -279,6 +281,13 @@ def export_checkpoint_to(checkpoint: Path, labels: Path | None, output: Path, *,
         raise ModelStoreError(f"the exported model failed verification: {exc}") from None
     except ExportError as exc:
         raise BadSource(str(exc)) from None
+
+
+def _check_local_size(path: Path, limit: int) -> None:
+    """A local file larger than a download may be is refused before it is read (a 20 GB sparse file)."""
+    size = path.stat().st_size
+    if size > limit:
+        raise BadSource(f"{path} is {human_size(size)}, more than the limit of {human_size(limit)}")
 
 
 def _file_name(url: str, default: str) -> str:
