@@ -121,6 +121,16 @@ def test_registry_name_through_the_mirror_then_model_name_resolves_in_the_daemon
     with pytest.raises(ConfigError, match=r"slr-model fetch slovo-500 --int8"):
         DaemonConfig(model="slovo-500-int8").validated()
 
+    # The int8 variant: nothing downloaded again, one more export, its own name.
+    int8 = slr_model(["fetch", "slovo-500", "--int8", "--json"], cache, SLOVO_MODEL_MIRROR=mirror)
+    assert int8.returncode == 0, int8.stderr
+    quantised = json.loads(int8.stdout)
+    assert quantised["name"] == "slovo-500-int8" and quantised["exported"] and not quantised["downloaded"]
+    assert quantised["path"] != result["path"]
+    assert server.requests_for("/mirror/model_weights.pth") == [None]
+    assert DaemonConfig(model="slovo-500-int8").validated().model == quantised["path"]
+    assert DaemonConfig(model="slovo-500").validated().model == result["path"]
+
 
 def test_daemon_names_an_unfetched_registry_model_and_how_to_fetch_it(tmp_path: Path) -> None:
     env = env_for(tmp_path / "empty-cache")
