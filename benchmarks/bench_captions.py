@@ -102,7 +102,7 @@ def timed(command: list[str]) -> Run:
 def extract_alone(video: Path, out: Path) -> Run:
     return timed(
         [
-            *(sys.executable, "-m", "edge.dataset.extract", str(video), "-o", str(out)),
+            *(sys.executable, "-m", "edge.commands.extract", str(video), "-o", str(out)),
             *("--workers", "1", "--overwrite", "--no-progress"),
         ]
     )

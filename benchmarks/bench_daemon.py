@@ -61,8 +61,8 @@ def free_endpoint() -> str:
 
 def holistic_alone(video: Path) -> float:
     """Frames/s of sequential decode + Holistic over the clip (first frame excluded: graph warm-up)."""
-    from edge.runtime.holistic import HolisticExtractor
-    from edge.runtime.sources import open_source
+    from edge.camera.sources import open_source
+    from edge.keypoints.holistic import HolisticExtractor
 
     stamps = []
     with HolisticExtractor() as extractor, open_source(str(video)) as source:
@@ -92,7 +92,7 @@ def daemon_args(model: Path, video: str | Path, stride: int, endpoint: str, loop
 
 def daemon_run(model: Path, video: Path, stride: int) -> dict[str, float]:
     """One daemon run to EOF with a subscriber attached; figures from its summary line and /proc."""
-    from edge.runtime.publisher import Subscriber
+    from edge.transport.subscriber import Subscriber
 
     endpoint = free_endpoint()
     with Subscriber(endpoint, ["prediction"]) as sub, tempfile.TemporaryFile() as log:
@@ -155,7 +155,7 @@ def default_model(tmp: Path) -> Path:
 
 def describe_model(path: Path) -> str:
     """Size and class count, so the figures say how heavy the served model was."""
-    from edge.runtime.inference import load_model
+    from edge.recognition.inference import load_model
 
     size_mb = path.stat().st_size / 1e6 if path.exists() else 0.0
     return f"{size_mb:.2f} MB, {len(load_model(path).labels)} classes"

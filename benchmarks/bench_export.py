@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge.runtime.inference import create_session
+from edge.recognition.inference import create_session
 from export.exporter import to_onnx
 from export.graph import prepare_for_export
 from export.quantize import quantize_int8

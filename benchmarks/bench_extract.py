@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.camera.sources import open_source, quiet_opencv_warnings
 from edge.contract.keypoint_file import load_keypoints
 from edge.contract.layout import has_hands
 from edge.contract.preprocess import WINDOW, preprocess
 from edge.dataset.jobs import Job
 from edge.dataset.worker import run_jobs
-from edge.runtime.sources import open_source, quiet_opencv_warnings
 
 if not __package__:  # run as a script (python benchmarks/x.py): make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -102,7 +102,7 @@ def cli_path(video: Path, out_dir: Path) -> Timing:
 
 def cli_subprocess(video: Path, out_dir: Path) -> Timing:
     """``slr-extract VIDEO -o OUT --workers 1`` as a subprocess (wall only; includes start-up)."""
-    command = [sys.executable, "-m", "edge.dataset.extract", str(video), "-o", str(out_dir)]
+    command = [sys.executable, "-m", "edge.commands.extract", str(video), "-o", str(out_dir)]
     wall = time.perf_counter()
     subprocess.run(
         [*command, "--workers", "1", "--no-progress", "--overwrite"], check=True, capture_output=True

@@ -265,7 +265,7 @@ class StatusRate:
         self._thread.start()
 
     def _run(self) -> None:
-        from edge.runtime.publisher import Subscriber
+        from edge.transport.subscriber import Subscriber
 
         with Subscriber(self.endpoint, ["status"]) as sub:
             while not self._stop.is_set():
@@ -419,7 +419,7 @@ def look_costs(person: Path, room: Path, looks: int = 60, step: int = 10) -> dic
     import cv2
     import mediapipe as mp
 
-    from edge.runtime.holistic import native_stderr_silenced
+    from edge.keypoints.holistic import native_stderr_silenced
 
     def frames_of(clip: Path) -> list:
         cap, out = cv2.VideoCapture(str(clip)), []
@@ -627,7 +627,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(data: dict[str, Any]) -> str:
     """The markdown section for docs/BENCHMARKS.md from :func:`measure`'s data."""
-    from edge.runtime.config import DaemonConfig
+    from edge.daemon.config import DaemonConfig
 
     transports: list[str] = data["transports"]
     costs = {
@@ -648,7 +648,7 @@ def report(data: dict[str, Any]) -> str:
     load_before, load_after = data["load_before"], data["load_after"]
     defaults = DaemonConfig(model="m")
     idle_fps = defaults.idle_fps
-    from edge.runtime.segmenter import Segmenter, capacity_for
+    from edge.recognition.segmenter import Segmenter, capacity_for
 
     capacity = capacity_for(defaults.max_segment_s, 30.0)
     seg_mib = Segmenter(defaults.gap_s, defaults.max_segment_s, 1, capacity).nbytes / 2**20

@@ -101,7 +101,7 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 
 def live_run(model: Path, video: Path, seconds: float, warmup_s: float, samples: Samples) -> None:
     """One daemon on a fresh live stream; predictions after ``warmup_s`` of the first one are kept."""
-    from edge.runtime.publisher import Subscriber
+    from edge.transport.subscriber import Subscriber
 
     port, endpoint = free_port(), free_endpoint()
     stream = start_stream(video, port)
@@ -140,8 +140,8 @@ def live_run(model: Path, video: Path, seconds: float, warmup_s: float, samples:
 
 def window_p50_ms(path: Path, runs: int = 20) -> float:
     """Per-window latency alone (what ``slr-edge check-model`` prints), CPU provider, 1 thread."""
-    from edge.runtime.classify import window_latencies_ms
-    from edge.runtime.inference import load_model
+    from edge.recognition.classify import window_latencies_ms
+    from edge.recognition.inference import load_model
 
     return float(np.percentile(window_latencies_ms(load_model(path), runs), 50))
 

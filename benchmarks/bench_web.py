@@ -48,7 +48,7 @@ from helpers_web import (  # noqa: E402
 )
 
 from benchmarks.report import write_section  # noqa: E402
-from edge.runtime.job_worker import lower_priority  # noqa: E402
+from edge.recognition.job_worker import lower_priority  # noqa: E402
 
 SAMPLE = REPO.parent / "shared" / "samples" / "slovo_sample.mp4"
 
@@ -86,7 +86,7 @@ class Clients:
 
 def extraction_fps(endpoint: str, seconds: float) -> float:
     """Mean of the daemon's ``status.extraction_fps`` over ``seconds`` (one status a second)."""
-    from edge.runtime.publisher import Subscriber
+    from edge.transport.subscriber import Subscriber
 
     values = []
     with Subscriber(endpoint, ["status"]) as sub:
@@ -143,7 +143,7 @@ def sign_latency(signs: int, tmp: Path) -> list[float]:
     from selenium.webdriver.chrome.service import Service
 
     from edge.contract.protocol import ModelInfo, SignEvent, Status
-    from edge.runtime.publisher import Publisher
+    from edge.transport.publisher import Publisher
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     publisher = Publisher(endpoint)

@@ -5,7 +5,7 @@ load the source (:mod:`export.sources`) → shape the graph (:mod:`export.graph`
 with the contract's names and a dynamic batch axis → attach all metadata the daemon needs →
 ``onnx.checker`` → ONNX Runtime vs PyTorch parity (:mod:`export.verify`) → optional int8
 (:mod:`export.quantize`) with its top-1 agreement → the daemon's own loader
-(:func:`edge.runtime.inference.load_model`) accepts the file → latency → atomic rename into place.
+(:func:`edge.recognition.inference.load_model`) accepts the file → latency → atomic rename into place.
 Work happens in a temporary directory beside ``output`` so the final rename never crosses file
 systems and an interrupted or failed export leaves nothing behind.
 """
@@ -41,7 +41,7 @@ from edge.contract.model_contract import (
     OUTPUT_LOGITS,
     fps_problem,
 )
-from edge.runtime.inference import ModelError, create_session, load_model
+from edge.recognition.inference import ModelError, create_session, load_model
 from export.graph import prepare_for_export
 from export.quantize import quantize_int8
 from export.sources import ExportError, Source, load_checkpoint_source, random_init_source

@@ -207,10 +207,10 @@ class TorchPredictor:
 
 class OnnxPredictor:
     """An exported model, loaded and checked exactly as the edge daemon loads it
-    (:func:`edge.runtime.inference.load_model`: labels and window from its metadata)."""
+    (:func:`edge.recognition.inference.load_model`: labels and window from its metadata)."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        from edge.runtime.inference import ModelError, load_model
+        from edge.recognition.inference import ModelError, load_model
 
         try:
             self.model = load_model(path, threads=threads or os.cpu_count() or 1)

@@ -84,7 +84,7 @@ echo "==> slovo-edge ($(basename "$WHEEL"))"
 $PIP install --quiet --no-deps --no-compile "$WHEEL"
 # Bytecode for what the daemon imports only (the service cannot write it later), then drop pip:
 # the device runs the venv, it does not manage it (rerun this script to upgrade).
-"$PREFIX/venv/bin/python" -m edge.runtime.precompile
+"$PREFIX/venv/bin/python" -m edge.commands.precompile
 $PIP uninstall --quiet --yes pip setuptools
 "$PREFIX/venv/bin/slr-edge" --version
 if [ "$WEB" = 1 ]; then

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from edge.runtime.settings import tomllib  # tomllib, or the tomli backport on Python 3.10
+from edge.util.settings import tomllib  # tomllib, or the tomli backport on Python 3.10
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCK_FILE = REPO_ROOT / "requirements-edge.lock"

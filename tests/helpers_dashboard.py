@@ -1,6 +1,6 @@
 """What the dashboard tests drive the page with: a scripted daemon, test media, Chromium, axe-core.
 
-``ScriptedFeed`` is a real :class:`~edge.runtime.publisher.Publisher` sending what a daemon sends
+``ScriptedFeed`` is a real :class:`~edge.transport.publisher.Publisher` sending what a daemon sends
 (status, predictions, preview frames with keypoints, segments), with switches a real daemon does
 not offer on demand: pause (the daemon vanished), ``state="stopping"``, and raw frames (a rogue
 publisher on the daemon's endpoint). axe-core comes from its npm package, installed once into
@@ -22,7 +22,7 @@ import numpy as np
 from helpers_web import chromium_paths
 
 from edge.contract.protocol import ModelInfo, Prediction, Preview, Segment, Status, TopKEntry
-from edge.runtime.publisher import Publisher
+from edge.transport.publisher import Publisher
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "web"

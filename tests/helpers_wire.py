@@ -1,6 +1,6 @@
 """A rogue publisher for the subscriber tests: a raw ZeroMQ PUB socket that sends any frames at all.
 
-``edge.runtime.publisher.Publisher`` only sends what the protocol allows; a hostile or broken peer
+``edge.transport.publisher.Publisher`` only sends what the protocol allows; a hostile or broken peer
 bound to the endpoint a subscriber connects to does not, so the tests use a bare socket.
 """
 

@@ -12,8 +12,8 @@ import webvtt
 
 from edge.captions.cues import DEFAULT_MIN_CONFIDENCE, clean_text, cues_from_segments
 from edge.captions.formats import srt_text, vtt_text
+from edge.clips.file_segments import FileSegments
 from edge.commands import predict_segments
-from edge.runtime.file_segments import FileSegments
 from edge.util.files import atomic_write_bytes, replaced_on_success
 
 

@@ -8,8 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from edge.runtime.capture import CapturedFrame, CaptureThread, LatestFrameBox
-from edge.runtime.sources import Frame, SourceError, SourceLost, is_live_spec, source_kind
+from edge.camera.capture import CapturedFrame, CaptureThread, LatestFrameBox
+from edge.camera.frame import Frame, SourceError, SourceLost
+from edge.camera.sources import is_live_spec, source_kind
 
 GUARD_S = 30.0
 
@@ -24,7 +25,7 @@ def test_is_live_spec() -> None:
 
 
 def test_liveness_is_decided_once_and_ignores_surrounding_spaces() -> None:
-    from edge.runtime.sources import open_source
+    from edge.camera.sources import open_source
 
     assert [source_kind(s) for s in (" /dev/video0", " 3 ", " RTSP://cam/x", " clip.mp4")] == [
         "camera", "camera", "stream", "file",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.runtime.config import ConfigError, DaemonConfig, load_config
+from edge.daemon.config import ConfigError, DaemonConfig, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -158,7 +158,7 @@ def test_empty_execution_providers_is_an_error() -> None:
 
 def test_command_line_flags_map_onto_config_fields() -> None:
     from edge.commands.edge_cli import build_parser
-    from edge.runtime.config import flag_values
+    from edge.daemon.config import flag_values
 
     args = build_parser().parse_args(
         ["run", "--model", "m.onnx", "--stride", "3", "--no-resample", "--idle-after", "2", "--loop",

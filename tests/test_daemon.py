@@ -23,7 +23,7 @@ import zmq
 
 from edge.contract.layout import has_hands
 from edge.contract.protocol import validate
-from edge.runtime.publisher import Subscriber
+from edge.transport.subscriber import Subscriber
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD_S = 120.0
@@ -468,7 +468,7 @@ class ScriptedSource:
         self.n, self.i, self.age_s = n, 0, age_s
 
     def read(self) -> Any:
-        from edge.runtime.sources import Frame
+        from edge.camera.frame import Frame
 
         if self.i == self.n:
             return None
@@ -507,9 +507,9 @@ class ScriptedExtractor:
 
 
 def test_pipeline_stops_inferring_when_idle_and_survives_errors(model_path: Path) -> None:
-    from edge.runtime.config import DaemonConfig
-    from edge.runtime.daemon import Daemon
-    from edge.runtime.inference import load_model
+    from edge.daemon.config import DaemonConfig
+    from edge.daemon.daemon import Daemon
+    from edge.recognition.inference import load_model
 
     # idle_fps 0: every frame is extracted while idle too (the duty cycle has tests of its own)
     config = DaemonConfig(
@@ -538,9 +538,9 @@ def test_pipeline_stops_inferring_when_idle_and_survives_errors(model_path: Path
 
 def test_latency_runs_from_the_frames_capture_time(model_path: Path) -> None:
     """The capture timestamp travels with the frame: frames read 1 s "ago" report >= 1000 ms."""
-    from edge.runtime.config import DaemonConfig
-    from edge.runtime.daemon import Daemon
-    from edge.runtime.inference import load_model
+    from edge.daemon.config import DaemonConfig
+    from edge.daemon.daemon import Daemon
+    from edge.recognition.inference import load_model
 
     config = DaemonConfig(
         model=str(model_path), source="scripted.mp4", stride=8, threshold=0.01, consecutive=1
@@ -563,9 +563,9 @@ def test_latency_runs_from_the_frames_capture_time(model_path: Path) -> None:
 
 
 def test_inference_worker_replaces_pending_window_and_counts_errors(model_path: Path) -> None:
-    from edge.runtime.config import DaemonConfig
-    from edge.runtime.inference import load_model
-    from edge.runtime.inference_worker import InferenceWorker, WindowJob
+    from edge.daemon.config import DaemonConfig
+    from edge.recognition.inference import load_model
+    from edge.recognition.inference_worker import InferenceWorker, WindowJob
 
     real = load_model(model_path)
     gate = threading.Event()
@@ -610,11 +610,11 @@ def test_daemon_and_slr_predict_give_identical_top_k(
     model_path: Path, tiny_vectors: dict[str, np.ndarray], step: int
 ) -> None:
     """One clip's keypoints through the daemon (one final window) and through slr-predict's path."""
-    from edge.runtime.classify import classify_clip
-    from edge.runtime.config import DaemonConfig
-    from edge.runtime.daemon import Daemon
-    from edge.runtime.inference import load_model
-    from edge.runtime.sources import Frame
+    from edge.camera.frame import Frame
+    from edge.daemon.config import DaemonConfig
+    from edge.daemon.daemon import Daemon
+    from edge.recognition.classify import classify_clip
+    from edge.recognition.inference import load_model
 
     raw = tiny_vectors["case0_raw"][::step]
     ts = np.arange(len(raw)) * step / 30.0

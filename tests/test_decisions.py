@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.contract.protocol import TopKEntry
-from edge.runtime.decisions import Decision, IdleTracker, SignDecider, softmax, top_k
+from edge.recognition.decisions import Decision, IdleTracker, SignDecider, softmax, top_k
 
 LABELS = ["a", "b", "c", "---"]
 

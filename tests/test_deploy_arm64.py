@@ -45,7 +45,7 @@ from deploy_support import (
 )
 
 from edge.contract.protocol import validate
-from edge.runtime.publisher import Subscriber
+from edge.transport.subscriber import Subscriber
 
 pytestmark = pytest.mark.deploy
 

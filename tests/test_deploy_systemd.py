@@ -26,8 +26,8 @@ import pytest
 from deploy_support import BootedContainer, dir_size_mb, free_port, installed_rootfs, make_clip, run
 
 from edge.contract.protocol import validate
-from edge.runtime.journal import NATIVE_NOISE
-from edge.runtime.publisher import Subscriber
+from edge.transport.subscriber import Subscriber
+from edge.util.journal import NATIVE_NOISE
 
 pytestmark = pytest.mark.deploy
 

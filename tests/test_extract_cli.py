@@ -23,7 +23,7 @@ HEADER = "attachment_id\tuser_id\twidth\theight\tlength\ttext\ttrain\tbegin\tend
 
 def run_cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edge.dataset.extract", *map(str, args), "--no-progress"],
+        [sys.executable, "-m", "edge.commands.extract", *map(str, args), "--no-progress"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -218,7 +218,7 @@ def test_duplicate_ids_are_a_usage_error(tmp_path: Path) -> None:
 
 def test_help_explains_with_examples() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "edge.dataset.extract", "--help"],
+        [sys.executable, "-m", "edge.commands.extract", "--help"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,

@@ -26,7 +26,7 @@ import zmq
 from test_daemon import HANG_GUARD_S, REPO, free_endpoint, start_daemon
 
 from edge.contract.protocol import validate
-from edge.runtime.publisher import Subscriber
+from edge.transport.subscriber import Subscriber
 
 #: A signal must end the daemon well before this in every state (the target is 2 s; FFmpeg's
 #: default timeouts made it 26-30 s). Generous because the test machine is heavily shared.
@@ -374,7 +374,7 @@ def test_nan_model_and_fifo_source_are_refused_at_start(
 
 
 def test_plaintext_network_endpoint_is_warned_about_loudly(caplog: pytest.LogCaptureFixture) -> None:
-    from edge.runtime.daemon import warn_if_plaintext
+    from edge.daemon.lifecycle import warn_if_plaintext
 
     assert warn_if_plaintext("tcp://0.0.0.0:5556", encrypted=False) is True
     assert "NOT encrypted" in caplog.text

@@ -25,7 +25,7 @@ from conftest import assert_same_top_k
 from helpers_speech import assert_speech, free_endpoint, start_speak, summary, wavs
 
 from edge.contract.protocol import validate
-from edge.runtime.publisher import Subscriber
+from edge.transport.subscriber import Subscriber
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD_S = 900

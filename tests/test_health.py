@@ -19,7 +19,7 @@ from deploy_support import MjpegCamera, free_port, jpeg_frames, make_clip
 from helpers_wire import Looper, RoguePublisher, frames_of, status_message
 
 from edge.commands.health import connect_endpoint, verdict
-from edge.runtime.publisher import Subscriber
+from edge.transport.subscriber import Subscriber
 
 GOOD = {"camera": "ok", "state": "running", "last_frame_age_s": 0.2}
 #: --max-frame-age for the live test: far above a frame's extraction time here, and reached well

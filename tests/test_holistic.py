@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.camera.sources import open_source
 from edge.contract.layout import FACE, LEFT_HAND, NUM_LANDMARKS, POSE, RIGHT_HAND
-from edge.runtime.holistic import POSE_MODEL_FILES, ExtractorError, HolisticExtractor
-from edge.runtime.sources import open_source
+from edge.keypoints.holistic import POSE_MODEL_FILES, ExtractorError, HolisticExtractor
 
 PARTS = {"face": FACE, "left hand": LEFT_HAND, "pose": POSE, "right hand": RIGHT_HAND}
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -154,7 +154,7 @@ def no_network(*args, **kwargs):
     raise AssertionError("network access attempted")
 socket.socket.connect = no_network
 socket.create_connection = no_network
-from edge.runtime.holistic import ExtractorError, HolisticExtractor
+from edge.keypoints.holistic import ExtractorError, HolisticExtractor
 try:
     HolisticExtractor(model_complexity={complexity})
 except ExtractorError as exc:
@@ -207,7 +207,7 @@ def _landmark_list(points: list[dict[str, float]]) -> object:
     ids=["uniform", "visibility-on-some", "field-missing"],
 )
 def test_landmark_decoding_matches_attribute_access(points: list[dict[str, float]]) -> None:
-    from edge.runtime.holistic import _xyz
+    from edge.keypoints.holistic import _xyz
 
     message = _landmark_list(points)
     expected = np.array([[p.get("x", 0.0), p.get("y", 0.0), p.get("z", 0.0)] for p in points], np.float32)

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from edge.contract.keypoint_file import save_keypoints
 from edge.contract.layout import LEFT_HAND, NUM_LANDMARKS, NUM_MODEL_ROWS
-from edge.runtime.resample import MAX_RESAMPLED_FRAMES, measured_fps, resample_window
+from edge.keypoints.resample import MAX_RESAMPLED_FRAMES, measured_fps, resample_window
 from edge.util.logs import error_line
 
 BIN = Path(sys.executable).parent
@@ -64,7 +64,7 @@ def test_landmark_files_follow_the_umask(tmp_path: Path, umask: int, mode: int) 
 def test_truncated_video_is_reported_and_whole_one_is_not(
     truncated_videos: dict[str, Path], name: str
 ) -> None:
-    from edge.runtime.sources import open_source
+    from edge.camera.sources import open_source
 
     with open_source(truncated_videos[name], warn_truncated=False) as whole:
         frames = sum(1 for _ in whole)
@@ -129,7 +129,7 @@ class _CountingModel:
 
 def test_gif_windows_start_in_order() -> None:
     """Sliding windows over a 3/3/4 cs GIF: window_start never goes backwards."""
-    from edge.runtime.classify import classify_window
+    from edge.recognition.classify import classify_window
 
     ts = np.cumsum([0.0] + [0.03, 0.03, 0.04] * 40)
     raw = np.random.default_rng(0).random((len(ts), NUM_LANDMARKS, 3)).astype(np.float32)
@@ -144,7 +144,7 @@ def test_gif_windows_start_in_order() -> None:
 
 def test_frames_used_counts_captured_hand_frames_not_interpolated_ones() -> None:
     """10 fps input resampled to 30 fps: 6 captured frames with hands are 6, not ~18."""
-    from edge.runtime.classify import classify_window
+    from edge.recognition.classify import classify_window
 
     ts = np.arange(20) / 10.0
     raw = np.random.default_rng(0).random((20, NUM_LANDMARKS, 3)).astype(np.float32)
@@ -174,7 +174,7 @@ def test_error_line_survives_empty_and_multiline_messages() -> None:
 
 def test_model_failing_with_an_empty_message_is_a_model_error(tmp_path: Path, monkeypatch) -> None:
     """An exception without a message from the test window is still ModelError (exit 2), not IndexError."""
-    from edge.runtime import inference
+    from edge.recognition import inference
     from tests.helpers_onnx import build_tiny_onnx
 
     path = build_tiny_onnx(tmp_path / "m.onnx")
@@ -345,7 +345,7 @@ def test_mjpeg_camera_that_starts_sending_8192_squared_frames_keeps_memory_bound
     import cv2
     from deploy_support import MjpegCamera, free_port, jpeg_frames, make_clip
 
-    from edge.runtime.publisher import Subscriber
+    from edge.transport.subscriber import Subscriber
 
     bomb = cv2.imencode(".jpg", np.zeros((8192, 8192, 3), np.uint8))[1].tobytes()
     normal = jpeg_frames(make_clip(sample_video, tmp_path / "clip.mp4", frames=6))

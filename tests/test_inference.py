@@ -10,7 +10,7 @@ from helpers_onnx import DEFAULT_LABELS, build_tiny_onnx, default_metadata
 
 from edge.contract.model_contract import META_FPS, META_LABELS, META_LAYOUT, META_WINDOW
 from edge.contract.preprocess import preprocess
-from edge.runtime.inference import ModelError, load_model
+from edge.recognition.inference import ModelError, load_model
 from edge.util.files import file_sha256
 
 
@@ -134,7 +134,7 @@ def test_model_with_non_finite_outputs_is_refused(model_path: Path, tmp_path: Pa
 
 def test_finiteness_check_is_callable_with_any_session(model_path: Path) -> None:
     """Export's verification holds a bare ORT session, not an EdgeModel: the check takes a callable."""
-    from edge.runtime.inference import check_finite_outputs, create_session
+    from edge.recognition.inference import check_finite_outputs, create_session
 
     session = create_session(model_path)
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge.runtime.journal import JournalFormatter, stderr_is_journal
+from edge.util.journal import JournalFormatter, stderr_is_journal
 
 CHILD = r"""
 import logging, os, sys
@@ -22,8 +22,8 @@ os.write(2, b"W0000 00:00:1795632001.139378      42 landmark_projection_calculat
 os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
 os.write(2, b"2026-11-25 18:39:57.156051584 [W:onnxruntime:Default, telemetry_1ds.cc:613 operator()] x\n")
 os.write(2, b"E0000 00:00:1795632001.139378      42 graph.cc:1] a native error stays\n")
-logging.getLogger("edge.runtime.daemon").info("ready: publishing")
-logging.getLogger("edge.runtime.daemon").error("two\nlines")
+logging.getLogger("edge.daemon.daemon").info("ready: publishing")
+logging.getLogger("edge.daemon.daemon").error("two\nlines")
 print("slr-edge: error: the last line before exit", file=sys.stderr)
 """
 
@@ -41,20 +41,20 @@ def test_under_the_journal_lines_carry_priorities_and_no_native_noise(tmp_path: 
     text = run_child(tmp_path, "INFO", as_journal=True)
     assert text.splitlines() == [
         "E0000 00:00:1795632001.139378      42 graph.cc:1] a native error stays",
-        "<6>edge.runtime.daemon: ready: publishing",
-        "<3>edge.runtime.daemon: two | lines",
+        "<6>edge.daemon.daemon: ready: publishing",
+        "<3>edge.daemon.daemon: two | lines",
         "slr-edge: error: the last line before exit",
     ]
 
 
 def test_at_debug_the_native_lines_stay(tmp_path: Path) -> None:
     text = run_child(tmp_path, "DEBUG", as_journal=True)
-    assert "landmark_projection_calculator" in text and "<6>edge.runtime.daemon: ready" in text
+    assert "landmark_projection_calculator" in text and "<6>edge.daemon.daemon: ready" in text
 
 
 def test_outside_the_journal_lines_keep_their_timestamps(tmp_path: Path) -> None:
     text = run_child(tmp_path, "INFO", as_journal=False)
-    assert " INFO edge.runtime.daemon: ready: publishing" in text
+    assert " INFO edge.daemon.daemon: ready: publishing" in text
     assert not text.startswith("<")
     assert "landmark_projection_calculator" in text  # a terminal shows everything
 

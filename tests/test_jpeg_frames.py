@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from deploy_support import MjpegCamera, free_port, jpeg_frames, make_clip
 
-from edge.runtime.jpeg import jpeg_size
-from edge.runtime.sources import BadFrame, Frame, FrameTooLarge, open_source
+from edge.camera.frame import BadFrame, Frame, FrameTooLarge
+from edge.camera.jpeg import jpeg_size
+from edge.camera.sources import open_source
 
 
 def encode(image: np.ndarray, *params: int) -> bytes:
@@ -294,7 +295,7 @@ def test_decode_ahead_decodes_jpeg_frames_in_its_thread_and_keeps_a_bad_one_for_
     """``prefetched`` (slr-predict --segments on a stream) decodes JPEG frames ahead; a bad one stays bad."""
     from contextlib import closing
 
-    from edge.runtime.prefetch import prefetched
+    from edge.camera.prefetch import prefetched
 
     good = [jpeg_frame(textured(90, 160, seed), index) for seed, index in ((1, 0), (2, 1))]
     data = encode(textured(90, 160))

@@ -30,7 +30,7 @@ from edge.contract.protocol import (
     TopKEntry,
     envelope,
 )
-from edge.runtime.publisher import Publisher
+from edge.transport.publisher import Publisher
 
 LISTEN = [sys.executable, "-m", "edge.commands.listen"]
 # Upper bound so a broken listener fails the test instead of hanging it; never asserted on.

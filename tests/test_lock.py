@@ -23,7 +23,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from edge.runtime.settings import tomllib
+from edge.util.settings import tomllib
 
 PYTHONS = ("3.11", "3.12")
 MACHINES = ("x86_64", "aarch64")

@@ -66,7 +66,7 @@ def cache(tmp_path: Path) -> Path:
 def test_checkpoint_url_becomes_a_verified_onnx_with_the_mappings_labels_once(
     server: ModelServer, cache: Path, tmp_path: Path, checkpoint_bytes: bytes
 ) -> None:
-    from edge.runtime.inference import load_model
+    from edge.recognition.inference import load_model
 
     target = tmp_path / "models"
     args = ["fetch", server.url("/tiny.pt"), "--labels", server.url("/mappings.json"), "--to", str(target)]
@@ -113,7 +113,7 @@ def test_registry_name_through_the_mirror_then_model_name_resolves_in_the_daemon
     assert row["cached"] and row["model"] == result["path"]
     assert row["sha256"] == result["source_sha256"] and row["sha256_from"] == "first download"
 
-    from edge.runtime.config import ConfigError, DaemonConfig
+    from edge.daemon.config import ConfigError, DaemonConfig
 
     monkeypatch.setenv("SLOVO_MODEL_CACHE", str(cache))
     assert DaemonConfig(model="slovo-500").validated().model == result["path"]

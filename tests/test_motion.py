@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from edge.runtime.motion import MotionGate, changed_fraction, small_copy
+from edge.camera.motion import MotionGate, changed_fraction, small_copy
 
 SHAPE = (720, 1280, 3)
 

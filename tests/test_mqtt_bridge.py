@@ -19,8 +19,8 @@ from helpers_mqtt import PASSWORD, USER, Broker, Recorder, start_bridge
 from helpers_web import free_port, stop
 
 from edge.contract.protocol import ModelInfo, SignEvent, Status, validate
-from edge.runtime.config import read_toml
-from edge.runtime.publisher import Publisher
+from edge.daemon.config import read_toml
+from edge.transport.publisher import Publisher
 
 DEVICE = "testdev"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.runtime.classify import classify_window
-from edge.runtime.inference import load_model
+from edge.recognition.classify import classify_window
+from edge.recognition.inference import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,3 +91,25 @@ def test_no_hands_still_prints_and_warns(model_path: Path, tmp_path: Path) -> No
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["hand_frames"] == 0
     assert "warning: no hands found" in out.stderr
+
+
+def test_a_bad_model_wins_over_a_bad_video_though_it_loads_beside_the_source(
+    model_path: Path, tmp_path: Path
+) -> None:
+    """The model loads in a thread beside the source's probing; its error is still the one reported."""
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(model_path.read_bytes()[:1000])
+    out = predict(str(tmp_path / "missing.mp4"), "--model", str(bad))
+    assert out.returncode == 2 and "not a usable ONNX model" in out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+
+
+def test_background_load_raises_in_the_callers_thread(model_path: Path, tmp_path: Path) -> None:
+    from edge.recognition.inference import BackgroundLoad, ModelError
+
+    assert BackgroundLoad(model_path).result().labels  # a good model arrives whole
+    loading = BackgroundLoad(tmp_path / "absent.onnx")
+    with pytest.raises(ModelError, match="does not exist"):
+        loading.result()
+    with pytest.raises(ModelError, match="does not exist"):
+        loading.check()  # once failed, every frame's check raises at once

@@ -20,9 +20,10 @@ import zmq
 
 from edge.contract.layout import LEFT_HAND, empty_frame
 from edge.contract.protocol import TOPICS, SignEvent, validate
-from edge.runtime.preview import MAX_SIDE, PreviewWorker, encode_preview, keypoint_groups
-from edge.runtime.publisher import Publisher, Subscriber
-from edge.runtime.subscriptions import SubscriptionRouter
+from edge.daemon.preview import MAX_SIDE, PreviewWorker, encode_preview, keypoint_groups
+from edge.transport.publisher import Publisher
+from edge.transport.subscriber import Subscriber
+from edge.transport.subscriptions import SubscriptionRouter
 
 
 def test_router_maps_prefixes_to_broadcast_topics_only() -> None:

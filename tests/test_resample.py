@@ -13,7 +13,7 @@ import pytest
 
 from edge.contract.layout import LEFT_HAND, has_hands
 from edge.contract.preprocess import preprocess
-from edge.runtime.resample import measured_fps, needs_resampling, resample_window
+from edge.keypoints.resample import measured_fps, needs_resampling, resample_window
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.contract.layout import LEFT_HAND, RIGHT_HAND, empty_frame, has_hands
-from edge.runtime.ring_buffer import KeypointRingBuffer
+from edge.keypoints.ring_buffer import KeypointRingBuffer
 
 
 def frame(value: float, hands: str = "") -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.runtime.sdnotify import SystemdNotifier
+from edge.util.sdnotify import SystemdNotifier
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_a_receiver_that_never_reads_does_not_block(tmp_path, monkeypatch) -> No
     """systemd's queue is small; a stalled reader must cost dropped pings, never a frozen daemon."""
     import socket
 
-    from edge.runtime.sdnotify import SystemdNotifier
+    from edge.util.sdnotify import SystemdNotifier
 
     path = tmp_path / "stalled.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:

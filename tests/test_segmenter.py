@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.contract.layout import RIGHT_HAND, empty_frame
-from edge.runtime.segmenter import Episode, Segmenter, capacity_for
+from edge.recognition.segmenter import Episode, Segmenter, capacity_for
 
 
 def frame(i: int, hands: bool) -> np.ndarray:

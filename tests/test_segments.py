@@ -1,153 +1,43 @@
-"""Sign segments and the idle duty cycle, through the daemon's real main loop.
+"""Sign segments through the daemon's real main loop, duty cycle on and off.
 
-Scripted tests drive :class:`edge.runtime.daemon.Daemon` in process with a source whose frames
-carry their index and an extractor that looks keypoints up by it (so duty cycling, which skips
-frames, cannot shift what a frame "contains"). The MediaPipe tests build streams from identical
-decoded frames of the sample clip plus synthetic empty-scene frames, and compare with
-``slr-predict --json`` on the clip.
+Scripted tests drive :class:`edge.daemon.daemon.Daemon` in process (tests/helpers_daemon.py). The
+MediaPipe tests build streams from identical decoded frames of the sample clip plus synthetic
+empty-scene frames, and compare with ``slr-predict --json`` on the clip. The idle duty cycle's own
+tests, scripted and through the daemon, are in tests/test_idle.py.
 """
 
 from __future__ import annotations
 
-import collections
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from conftest import assert_same_top_k, predict_json
+from helpers_daemon import (
+    FPS,
+    IndexedSource,
+    NoisyRoomSource,
+    TableExtractor,
+    frame_shape,
+    run_daemon,
+    scripted_hands,
+    segment_dict,
+    still_room,
+)
 
-from edge.contract.layout import RIGHT_HAND, empty_frame, has_hands
-from edge.contract.protocol import Segment, validate
-from edge.runtime.classify import classify_window
-from edge.runtime.config import DaemonConfig
-from edge.runtime.daemon import Daemon
-from edge.runtime.inference import EdgeModel, load_model
-from edge.runtime.inference_worker import WindowJob
-from edge.runtime.sources import Frame, open_source
+from edge.camera.frame import Frame
+from edge.camera.sources import open_source
+from edge.contract.layout import has_hands
+from edge.contract.protocol import validate
+from edge.recognition.inference import EdgeModel, load_model
 
 REPO = Path(__file__).resolve().parents[1]
-HANG_GUARD_S = 900.0
-FPS = 30.0
-
-
-class RecordingPublisher:
-    endpoint = "inproc://test"
-
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    def send(self, message: Any) -> bool:
-        self.sent.append(message)
-        return True
-
-    def close(self) -> None:
-        pass
-
-    def of(self, topic: str) -> list[Any]:
-        return [m for m in self.sent if topic == m.TOPIC]
-
-
-def segment_dict(segment: Segment) -> dict[str, Any]:
-    payload = segment.to_payload()
-    validate("segment", {**payload, "v": 1, "seq": 0, "ts": 0.0, "topic": "segment"})
-    return payload
-
-
-# -- scripted: frames that carry their index ------------------------------------------------------
-
-
-def tagged(i: int) -> np.ndarray:
-    rgb = np.zeros((4, 4, 3), np.uint8)
-    rgb[0, 0] = (*divmod(i, 256), 1)  # the 1 tells a tagged frame from the daemon's blank one
-    return rgb
-
-
-class IndexedSource:
-    """A 30 fps "file" of ``n`` frames whose pixels encode their index."""
-
-    is_live, fps, name = False, FPS, "indexed.mp4"
-
-    def __init__(self, n: int) -> None:
-        self.n, self.i = n, 0
-
-    def read(self) -> Frame | None:
-        if self.i == self.n:
-            return None
-        self.i += 1
-        return Frame(tagged(self.i - 1), (self.i - 1) / FPS, self.i - 1)
-
-    def close(self) -> None:
-        pass
-
-
-class TableExtractor:
-    """Keypoints looked up by the frame's index; a blank (untagged, larger) frame gives nothing.
-
-    The index is read from the frame's first pixel, or given by ``identify`` (frames whose pixels
-    can't carry a tag, such as JPEG ones): ``identify(rgb)`` is the index, or -1 for the blank.
-    """
-
-    def __init__(
-        self, table: Callable[[int], np.ndarray], identify: Callable[[np.ndarray], int] | None = None
-    ) -> None:
-        self.table = table
-        self.identify = identify
-        self.calls: list[int] = []
-
-    def extract(self, rgb: np.ndarray) -> np.ndarray:
-        if self.identify is not None:
-            i = self.identify(rgb)
-        else:
-            i = int(rgb[0, 0, 0]) * 256 + int(rgb[0, 0, 1]) if rgb[0, 0, 2] else -1
-        self.calls.append(i)
-        return empty_frame() if i < 0 else self.table(i)
-
-    def reset(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def scripted_hands(pattern: Callable[[int], bool]) -> Callable[[int], np.ndarray]:
-    def table(i: int) -> np.ndarray:
-        kp = empty_frame()
-        kp[:468] = 0.5
-        if pattern(i):
-            kp[RIGHT_HAND] = 0.1 + (i % 50) / 200
-        return kp
-
-    return table
-
-
-def run_daemon(
-    model: EdgeModel, source: Any, extractor: Any, jobs: list[WindowJob] | None = None, **settings: Any
-) -> tuple[Daemon, RecordingPublisher]:
-    """Run the daemon to the end of ``source``; ``jobs`` collects every window offered to inference."""
-    config = DaemonConfig(model="m.onnx", source=getattr(source, "name", "x.mp4"), **settings)
-    publisher = RecordingPublisher()
-    daemon = Daemon(config, model, extractor, publisher, source)
-    if jobs is not None:
-        submit = daemon.worker.submit
-
-        def record(job: WindowJob) -> None:
-            jobs.append(job)
-            submit(job)
-
-        daemon.worker.submit = record  # type: ignore[method-assign]
-    done: list[int] = []
-    thread = threading.Thread(target=lambda: done.append(daemon.run()))
-    thread.start()
-    thread.join(HANG_GUARD_S)
-    assert done == [0]
-    return daemon, publisher
 
 
 @pytest.fixture(scope="module")
@@ -185,82 +75,6 @@ def test_publish_setting_chooses_windows_or_segments(model: EdgeModel) -> None:
     _, segments = run_daemon(model, IndexedSource(90), TableExtractor(table), publish="segments")
     assert windows.of("prediction") and not windows.of("segment")
     assert segments.of("segment") and not segments.of("prediction") and not segments.of("sign")
-
-
-@pytest.fixture(scope="module")
-def clip_keypoints(tiny_vectors: dict[str, np.ndarray]) -> np.ndarray:
-    """The reference extraction of the sample clip (hands in frames 0..95)."""
-    return tiny_vectors["case0_raw"]
-
-
-def test_duty_cycle_loses_no_prediction_scripted(model: EdgeModel, clip_keypoints: np.ndarray) -> None:
-    """10 s of empty scene, then the clip: from the first hand frame on, the same windows and segment."""
-    lead = 300 + 7  # the clip starts between two idle samples
-
-    def table(i: int) -> np.ndarray:
-        if i < lead:
-            kp = empty_frame()
-            kp[:468] = 0.4
-            return kp
-        return clip_keypoints[i - lead]
-
-    n = lead + len(clip_keypoints)
-    off_jobs: list[WindowJob] = []
-    on_jobs: list[WindowJob] = []
-    off, off_pub = run_daemon(model, IndexedSource(n), TableExtractor(table), off_jobs, idle_fps=0.0)
-    on_extractor = TableExtractor(table)
-    # the frames' pixels only carry their index, not what the table says they show: no motion gate
-    on, on_pub = run_daemon(model, IndexedSource(n), on_extractor, on_jobs, idle_fps=3.0, idle_motion=0.0)
-    # idle from 3 s to 10.2 s: 3 frames/s instead of 30; then the clip and the replayed frames
-    assert off.extracted == n and on.extracted <= 90 + 23 + len(clip_keypoints) + 11
-    assert len(on.wake_ms) == 1
-    # waking: the sample with a hand, a blank frame (MediaPipe forgets it), then the frames held
-    # since the previous sample and everything after, in order
-    blank = on_extractor.calls.index(-1)
-    replay = on_extractor.calls[blank + 1 :]
-    assert lead <= on_extractor.calls[blank - 1] < lead + 10
-    assert replay == list(range(replay[0], n)) and lead - 10 < replay[0] <= lead
-
-    # The windows offered to inference (the worker may skip some when busy, so compare offers).
-    def from_first_hand(jobs: list[WindowJob]) -> list[WindowJob]:
-        return [job for job in jobs if job.ts[-1] >= lead / FPS]
-
-    got, expected = from_first_hand(on_jobs), from_first_hand(off_jobs)
-    assert len(expected) == len(clip_keypoints) // 8 + 1  # every 8th frame, and the one at the end
-    assert [job.ts[-1] for job in got] == [job.ts[-1] for job in expected]
-    for a, b in zip(got, expected, strict=True):
-        ra, rb = (classify_window(model, j.raw, j.ts, k=5, max_frames=model.window) for j in (a, b))
-        assert ra.resampled is rb.resampled is False  # sparse idle frames do not make it resample
-        assert [(e.label, e.index) for e in ra.top_k] == [(e.label, e.index) for e in rb.top_k]
-        assert np.allclose([e.prob for e in ra.top_k], [e.prob for e in rb.top_k], rtol=0, atol=1e-6)
-        assert ra.hand_frames == rb.hand_frames
-    (seg_on,), (seg_off,) = on_pub.of("segment"), off_pub.of("segment")
-    assert seg_on.start == seg_off.start == round(lead / FPS, 4)  # the first hand frame was not delayed
-    assert list(seg_on.top_k) == list(seg_off.top_k)
-    assert {s.extraction_mode for s in on_pub.of("status")} <= {"full", "idle"}
-
-
-class JitteredSource(IndexedSource):
-    """Like :class:`IndexedSource`, with capture times that jitter by up to 3 ms (a live camera's)."""
-
-    def __init__(self, n: int, seed: int = 0) -> None:
-        super().__init__(n)
-        self.jitter = np.random.default_rng(seed).uniform(-0.003, 0.003, n)
-
-    def read(self) -> Frame | None:
-        frame = super().read()
-        if frame is None:
-            return None
-        return Frame(frame.rgb, frame.timestamp + self.jitter[frame.index], frame.index)
-
-
-def test_idle_samples_keep_their_schedule_despite_jitter(model: EdgeModel) -> None:
-    """3 samples/s of 30 fps are every 10th frame: a frame a hair early is due, not held for one more."""
-    extractor = TableExtractor(scripted_hands(lambda i: False))
-    run_daemon(model, JitteredSource(20 * 30), extractor, idle_fps=3.0, idle_motion=0.0)
-    idle = [i for i in extractor.calls if i > 4 * 30][:-1]  # idle from 3 s on; the last is EOF's
-    gaps = np.diff(idle)
-    assert set(gaps.tolist()) == {10}, gaps  # 333 ms, never 11 frames (367 ms)
 
 
 # -- MediaPipe: identical decoded frames of the sample clip -------------------------------------------
@@ -301,17 +115,14 @@ class ChainSource:
 
 
 def holistic() -> Any:
-    from edge.runtime.holistic import HolisticExtractor
+    from edge.keypoints.holistic import HolisticExtractor
 
     return HolisticExtractor(quiet=True)
 
 
 @pytest.fixture(scope="module")
 def clip_shape(sample_video: Path) -> tuple[int, int, int]:
-    with open_source(str(sample_video)) as source:
-        first = source.read()
-        assert first is not None
-        return first.rgb.shape
+    return frame_shape(sample_video)
 
 
 @pytest.mark.parametrize("idle_fps", [0.0, 3.0], ids=["duty-off", "duty-on"])
@@ -342,117 +153,6 @@ def test_clip_gap_clip_gives_two_segments_equal_to_slr_predict(
 
 
 # -- the motion gate: a still scene costs no MediaPipe, a sign that starts in one is not missed ---------
-
-
-def still_room(sample_video: Path, shape: tuple[int, int, int]) -> np.ndarray:
-    """A textured still "empty room": the sample's background (wall, table) scaled up to ``shape``."""
-    import cv2
-
-    with open_source(str(sample_video)) as clip:
-        frame = next(f for f in clip if f.index == 100)
-    crop = frame.rgb[820:910, 0:160]  # wall and table beside the signer
-    return cv2.resize(crop, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
-
-
-class NoisyRoomSource:
-    """A 30 fps "file": ``room`` plus fresh temporal sensor noise each frame, then optionally the clip.
-
-    The noise cycles through 17 fields (prime, so samples 10 frames apart never see the same one);
-    each frame's first pixel carries its index (one pixel of a million: invisible to the gate).
-    """
-
-    is_live, fps, name = False, FPS, "room.mp4"
-
-    def __init__(
-        self, room: np.ndarray, n: int, clip: Path | None = None, sigma: float = 5.0, *, jpeg: bool = False
-    ) -> None:
-        rng = np.random.default_rng(7)
-        self._noise = [rng.normal(0, sigma, room.shape).astype(np.int16) for _ in range(17)]
-        self._room, self.n, self.i = room.astype(np.int16), n, 0
-        self._clip = open_source(str(clip)) if clip is not None else None
-        #: Deliver frames as an MJPEG camera does (JPEG bytes, decoded when used); see :meth:`index_of`.
-        self.jpeg = jpeg
-        self._recent: collections.deque[Frame] = collections.deque(maxlen=64)
-
-    def paint(self, rgb: np.ndarray, i: int) -> None:
-        """Subclasses draw into frame ``i`` (before it is encoded)."""
-
-    def read(self) -> Frame | None:
-        i = self.i
-        if i < self.n:
-            rgb = np.clip(self._room + self._noise[i % 17], 0, 255).astype(np.uint8)
-            rgb[0, 0] = (*divmod(i, 256), 1)
-        elif self._clip is None or (clip_frame := self._clip.read()) is None:
-            return None
-        else:
-            rgb = clip_frame.rgb
-        self.i += 1
-        self.paint(rgb, i)
-        if not self.jpeg:
-            return Frame(rgb, i / FPS, i)
-        import cv2
-
-        data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].reshape(-1)
-        frame = Frame.from_jpeg(data, rgb.shape[1], rgb.shape[0], i / FPS, i)
-        self._recent.append(frame)
-        return frame
-
-    def index_of(self, rgb: np.ndarray) -> int:
-        """Which recent JPEG frame ``rgb`` was decoded from (-1: none, the daemon's blank frame)."""
-        return next((f.index for f in self._recent if not f.compressed and f.pixels()[0] is rgb), -1)
-
-    def close(self) -> None:
-        if self._clip is not None:
-            self._clip.close()
-
-
-@pytest.fixture
-def full_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts full-size JPEG decodes (``cv2.imdecode`` with ``IMREAD_COLOR``) while the test runs."""
-    import cv2
-
-    count = [0]
-    real = cv2.imdecode
-
-    def counting(buf: Any, flags: int) -> Any:
-        count[0] += flags == cv2.IMREAD_COLOR
-        return real(buf, flags)
-
-    monkeypatch.setattr(cv2, "imdecode", counting)
-    return count
-
-
-@pytest.mark.parametrize("jpeg", [False, True], ids=["decoded", "mjpeg"])
-def test_motion_gate_keeps_mediapipe_off_a_noisy_still_scene(
-    model: EdgeModel,
-    sample_video: Path,
-    clip_shape: tuple[int, int, int],
-    jpeg: bool,
-    full_decodes: list[int],
-) -> None:
-    """20 s of a noisy still room: once idle, MediaPipe looks only at the keep-alive (every 2 s).
-
-    From an MJPEG camera (frames kept as JPEG), the gate measures 1/8-scale decodes, noise included,
-    and only the frames MediaPipe looks at are ever decoded in full.
-    """
-    source = NoisyRoomSource(still_room(sample_video, clip_shape), 20 * 30, jpeg=jpeg)
-    extractor = TableExtractor(scripted_hands(lambda i: False), source.index_of if jpeg else None)
-    daemon, pub = run_daemon(model, source, extractor, idle_fps=3.0, idle_keepalive_s=2.0)
-    idle_from = 3 * 30 + 1  # idle_after_s 3: frames 0..90 at full rate
-    assert extractor.calls[:idle_from] == list(range(idle_from))
-    looks = extractor.calls[idle_from:]
-    print(f"idle looks at frames {looks}; {daemon.gated} samples gated, {daemon.idle_looks} looked at")
-    assert len(looks) == daemon.idle_looks and looks, looks
-    assert set(np.diff([idle_from - 1, *looks]).tolist()) == {60}  # only keep-alives: none from noise
-    assert daemon.gated >= 5 * len(looks)  # between two keep-alives, 5 of the 6 samples were skipped
-    assert not daemon.wake_ms and not pub.of("segment")
-    if jpeg:  # 600 frames, of which the 91 at full rate and the looks were decoded: nothing else
-        assert full_decodes[0] == len(extractor.calls) == idle_from + len(looks)
-        return
-    # the same scene without the gate: every sample is looked at
-    plain = TableExtractor(scripted_hands(lambda i: False))
-    run_daemon(model, NoisyRoomSource(still_room(sample_video, clip_shape), 20 * 30), plain, idle_motion=0.0)
-    assert set(np.diff(plain.calls[idle_from - 1 : -1]).tolist()) == {10}  # the last: EOF looks at the newest
 
 
 def test_motion_gate_misses_no_sign_that_starts_in_a_noisy_still_scene(
@@ -495,62 +195,6 @@ def test_motion_gate_misses_no_sign_that_starts_in_a_noisy_still_scene(
     print(f"{daemon.gated} samples gated, {daemon.idle_looks} looked at, {extractor.calls} extractions")
     assert daemon.gated >= 15 and daemon.idle_looks <= 5
     assert extractor.calls <= 91 + daemon.idle_looks + 1 + 10 + 112  # + the blank, the replay, the clip
-
-
-class HandRaisedSource(NoisyRoomSource):
-    """The noisy still room; from frame ``raised`` on, a hand-sized skin-coloured patch is in view."""
-
-    def __init__(self, room: np.ndarray, n: int, raised: int, *, jpeg: bool = False) -> None:
-        super().__init__(room, n, jpeg=jpeg)
-        self.raised = raised
-
-    def paint(self, rgb: np.ndarray, i: int) -> None:
-        if i >= self.raised:
-            # ~3.5 % of a 720x1280 frame, skin as bright as the bluish-grey wall behind it (grey
-            # 170 against 168): only its colour tells it from the wall
-            rgb[500:700, 300:460] = (205, 160, 130)
-
-
-@pytest.mark.parametrize(
-    ("raised", "jpeg"),
-    [(151, False), (163, False), (205, False), (163, True)],
-    ids=["after-keep-alive", "between-samples", "later", "between-samples-mjpeg"],
-)
-def test_a_hand_raised_into_a_still_scene_is_looked_at_within_a_motion_check(
-    model: EdgeModel,
-    sample_video: Path,
-    clip_shape: tuple[int, int, int],
-    raised: int,
-    jpeg: bool,
-    full_decodes: list[int],
-) -> None:
-    """A still room does not spend the idle schedule: the first changed frame is looked at within 0.1 s.
-
-    Frame 151 comes right after a keep-alive look (frame 150), where the next scheduled sample would
-    be 9 frames later. Whatever the phase, MediaPipe looks at most 3 frames (MOTION_CHECK_S) after
-    the hand appeared, the replay starts at or before it, and the segment starts at its first frame.
-    The same from an MJPEG camera, whose frames the gate sees as 1/8-scale decodes: held frames
-    that a still measure lets go are never decoded, the replayed ones are.
-    """
-    from edge.runtime.daemon import MOTION_CHECK_S
-
-    source = HandRaisedSource(still_room(sample_video, clip_shape), raised + 60, raised, jpeg=jpeg)
-    extractor = TableExtractor(scripted_hands(lambda i: i >= raised), source.index_of if jpeg else None)
-    daemon, pub = run_daemon(model, source, extractor, idle_fps=3.0)
-    blank = extractor.calls.index(-1)
-    woke_on = extractor.calls[blank - 1]  # the idle look that found the hand
-    replay = extractor.calls[blank + 1 :]
-    print(f"looks before the hand {extractor.calls[91:blank]}, {daemon.gated} still, woke on {woke_on}")
-    assert raised <= woke_on <= raised + round(MOTION_CHECK_S * FPS)
-    assert replay == list(range(replay[0], raised + 60)) and replay[0] <= raised
-    assert len(daemon.wake_ms) == 1
-    # before the hand, only the keep-alives (every 60 frames from the last full-rate frame, 90) were looked at
-    assert [i for i in extractor.calls[91:blank] if i < raised] == list(range(150, raised, 60))
-    (segment,) = pub.of("segment")
-    assert segment.start == round(raised / FPS, 4)
-    if jpeg:  # each frame MediaPipe saw was decoded once (the woken sample twice seen), none other
-        seen = set(extractor.calls) - {-1}
-        assert full_decodes[0] == len(seen) < raised + 60
 
 
 def test_demo_gif_segments_follow_hand_presence(model: EdgeModel, demo_gif: Path) -> None:
@@ -618,7 +262,7 @@ def test_live_stream_of_the_clip_gives_one_segment_with_the_same_top1(
     H.264 in MPEG-TS, and as Motion-JPEG over HTTP (an MJPEG camera: the daemon keeps its frames
     as JPEG and decodes those it uses with libjpeg, ``slr-predict`` decodes the file with FFmpeg).
     """
-    from edge.runtime.publisher import Subscriber
+    from edge.transport.subscriber import Subscriber
 
     mjpeg = transport == "mjpeg"
     stream = tmp_path / ("lead_in_and_clip.mkv" if mjpeg else "lead_in_and_clip.mp4")

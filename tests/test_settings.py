@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.runtime import settings
-from edge.runtime.config import ConfigError, DaemonConfig, load_config
-from edge.runtime.settings import setting
+from edge.daemon.config import ConfigError, DaemonConfig, load_config
+from edge.util import settings
+from edge.util.settings import setting
 
 REPO = Path(__file__).resolve().parents[1]
 NUMERIC = [item for item in settings.declared(DaemonConfig).values() if item.kind in (int, float)]

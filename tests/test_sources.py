@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.runtime.sources import Frame, SourceError, SourceLost, VideoSource, open_source
+from edge.camera.frame import Frame, SourceError, SourceLost
+from edge.camera.sources import VideoSource, open_source
 
 SAMPLE_FRAMES = 112
 GIF_FRAMES = 150
@@ -231,7 +232,7 @@ def test_camera_without_first_frame_fails_at_open() -> None:
     ],
 )
 def test_redact_hides_credentials(shown: str | int, expected: str) -> None:
-    from edge.runtime.sources import redact
+    from edge.util.redact import redact
 
     assert redact(shown) == expected
 
@@ -277,7 +278,7 @@ def test_fifo_and_socket_are_refused_not_opened(tmp_path: Path) -> None:
 
 
 def test_check_source_path_wants_regular_files_and_character_devices(tmp_path: Path) -> None:
-    from edge.runtime.sources import check_source_path
+    from edge.camera.sources import check_source_path
 
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")

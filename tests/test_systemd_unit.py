@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.runtime.config import read_toml
+from edge.daemon.config import read_toml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 UNIT = REPO_ROOT / "systemd" / "slovo-edge.service"

@@ -32,7 +32,7 @@ from helpers_web import (
 )
 
 from edge.contract.protocol import ModelInfo, Prediction, Segment, SignEvent, Status, TopKEntry
-from edge.runtime.publisher import Publisher
+from edge.transport.publisher import Publisher
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-token-for-tests-0123456789"

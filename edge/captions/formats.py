@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from edge.captions.cues import Cue
+from edge.captions.cues import Cue, cues_from_segments
 
 SRT_ANGLES = str.maketrans({"<": "‹", ">": "›"})
 
@@ -68,3 +69,20 @@ def vtt_text(cues: Sequence[Cue], *, top3: bool = False) -> str:
 
     document = _document(cues, lambda cue: [html.escape(cue.text, quote=False)], comments)
     return str(document.content)
+
+
+@dataclass(frozen=True)
+class Subtitles:
+    """One file's captions: the cues and both subtitle texts (what ``--srt``/``--vtt`` and the page get)."""
+
+    cues: list[Cue]
+    srt: str
+    vtt: str
+
+
+def subtitles(
+    segments: Iterable[Mapping[str, Any]], *, min_confidence: float, top3: bool = False
+) -> Subtitles:
+    """The captions of ``segment`` messages: cues from ``min_confidence`` on, as SRT and WebVTT."""
+    cues = cues_from_segments(segments, min_confidence=min_confidence)
+    return Subtitles(cues, srt_text(cues, top3=top3), vtt_text(cues, top3=top3))

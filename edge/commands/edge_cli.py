@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_version, run
 
 if TYPE_CHECKING:
-    from edge.runtime.inference import EdgeModel
+    from edge.recognition.inference import EdgeModel
 
 RUN_EPILOG = """\
 configuration precedence (later wins):
@@ -48,7 +48,7 @@ def _add_run_parser(subparsers: Any) -> None:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from edge.runtime.config import add_flags
+    from edge.daemon.config import add_flags
 
     run.add_argument("--config", metavar="FILE", help="TOML file with daemon settings")
     add_flags(run)
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(level: str) -> None:
     """One line per event on stderr (journald adds its own timestamps, but terminals don't)."""
-    from edge.runtime.journal import setup_journal_logging
+    from edge.util.journal import setup_journal_logging
 
     if not setup_journal_logging(level):
         logging.basicConfig(
@@ -142,8 +142,8 @@ def setup_logging(level: str) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from edge.runtime.config import flag_values, load_config
-    from edge.runtime.daemon import run_daemon
+    from edge.daemon.config import flag_values, load_config
+    from edge.daemon.lifecycle import run_daemon
 
     config = load_config(args.config, flag_values(args))
     setup_logging(config.log_level)
@@ -151,11 +151,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_model(args: argparse.Namespace) -> int:
-    from edge.runtime.inference import check_threads, load_model
+    from edge.recognition.inference import check_threads, load_model
 
     check_threads(args.threads)  # before the model: a bad --threads must not look like a bad model
     from edge.models.resolve import resolve_model
-    from edge.runtime.inference import ModelError
+    from edge.recognition.inference import ModelError
 
     try:
         args.model = resolve_model(args.model)  # a fetched registry name (slovo-500) or a path
@@ -200,7 +200,7 @@ def _cmd_check_model(args: argparse.Namespace) -> int:
 
 def _load_int8_twin(path: str, model: EdgeModel) -> str:
     """Load ``path`` like the daemon would and check that it is ``model``'s int8 export; its path."""
-    from edge.runtime.inference import ModelError, load_model
+    from edge.recognition.inference import ModelError, load_model
 
     twin = load_model(path).info
     if (twin.source_sha256, twin.labels, twin.window) != (
@@ -223,8 +223,8 @@ def _engine_latencies(fp32: str, int8: str | None, runs: int, threads: int) -> l
     """
     import numpy as np
 
-    from edge.runtime.classify import window_latencies_ms
-    from edge.runtime.inference import REMOTE_PROVIDERS, ModelError, available_providers, load_model
+    from edge.recognition.classify import window_latencies_ms
+    from edge.recognition.inference import REMOTE_PROVIDERS, ModelError, available_providers, load_model
 
     rows: list[dict[str, Any]] = []
     models = [("fp32", fp32)] + ([("int8", int8)] if int8 else [])
@@ -246,13 +246,13 @@ def _engine_latencies(fp32: str, int8: str | None, runs: int, threads: int) -> l
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's input, not our bug: one line, exit 2."""
-    from edge.runtime.config import ConfigError
-    from edge.runtime.inference import ModelError
-    from edge.runtime.sources import SourceError
+    from edge.camera.frame import SourceError
+    from edge.daemon.config import ConfigError
+    from edge.recognition.inference import ModelError
 
     errors: list[type[BaseException]] = [ConfigError, ModelError, SourceError]
     try:
-        from edge.runtime.holistic import ExtractorError
+        from edge.keypoints.holistic import ExtractorError
 
         errors.append(ExtractorError)
     except ImportError:  # pragma: no cover - mediapipe missing is reported by the extractor itself

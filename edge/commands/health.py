@@ -122,7 +122,9 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     import zmq
 
-    from edge.runtime.publisher import DEFAULT_ENDPOINT, KeyFileError, Subscriber
+    from edge.transport.keys import KeyFileError
+    from edge.transport.publisher import DEFAULT_ENDPOINT
+    from edge.transport.subscriber import Subscriber
 
     endpoint = args.endpoint or connect_endpoint(os.environ.get(ENDPOINT_VARIABLE, DEFAULT_ENDPOINT))
     try:

@@ -33,7 +33,9 @@ from rich.text import Text
 from edge.commands.scaffold import EXIT_INTERRUPTED, add_version, interrupt_on_signals, run
 from edge.contract.protocol import SCHEMA_VERSION, TOPICS, ProtocolError
 from edge.contract.wire import Dropped, check_payload
-from edge.runtime.publisher import DEFAULT_ENDPOINT, KeyFileError, Subscriber
+from edge.transport.keys import KeyFileError
+from edge.transport.publisher import DEFAULT_ENDPOINT
+from edge.transport.subscriber import Subscriber
 from edge.util.logs import ThrottledLog
 from edge.util.terminal import json_line, printable
 

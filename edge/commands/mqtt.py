@@ -1,7 +1,7 @@
 """``slr-mqtt``: the daemon's messages on an MQTT broker, announced to Home Assistant.
 
 Subscribes to the daemon like ``slr-listen`` (same endpoint and CURVE keys, through
-:class:`edge.runtime.publisher.Subscriber`), checks each message against the protocol's schemas
+:class:`edge.transport.subscriber.Subscriber`), checks each message against the protocol's schemas
 and publishes it under ``PREFIX/DEVICE/`` (see :mod:`edge.mqtt.topics`). Settings live in the
 ``[mqtt]`` table of the daemon's config file (:mod:`edge.mqtt.config`).
 
@@ -22,8 +22,9 @@ import zmq
 
 from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_version, interrupt_on_signals, run
 from edge.contract.protocol import TOPIC_PREDICTION, ProtocolError
-from edge.runtime.publisher import KeyFileError, Subscriber
-from edge.runtime.settings import ConfigError
+from edge.transport.keys import KeyFileError
+from edge.transport.subscriber import Subscriber
+from edge.util.settings import ConfigError
 
 log = logging.getLogger("edge.mqtt")
 
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(level: str) -> None:
     """Journal-style lines under systemd, timestamped lines on a terminal (as ``slr-edge``)."""
-    from edge.runtime.journal import setup_journal_logging
+    from edge.util.journal import setup_journal_logging
 
     if not setup_journal_logging(level):
         logging.basicConfig(

@@ -2,7 +2,7 @@
 
 A one-shot check that a model and a camera work, before deploying the daemon: same extractor,
 same model loading and the same classification path
-(:func:`edge.runtime.classify.classify_window`), but the whole clip is one window. When the clip's frame
+(:func:`edge.recognition.classify.classify_window`), but the whole clip is one window. When the clip's frame
 rate differs from the model's (a camera at 15 fps, or extraction slower than the camera) the
 keypoints are resampled to the model's rate first, exactly as the daemon does.
 """
@@ -13,16 +13,18 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from edge.runtime.classify import ClipResult
-    from edge.runtime.holistic import Extractor
-    from edge.runtime.sources import VideoSource
+    from edge.camera.frame import Frame
+    from edge.camera.sources import VideoSource
+    from edge.clips.keypoints import ClipKeypoints
+    from edge.keypoints.holistic import Extractor
+    from edge.recognition.classify import ClipResult
 
 from edge.commands import predict_segments, scaffold
 from edge.commands.scaffold import EXIT_OK, EXIT_USAGE, add_version
@@ -79,31 +81,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extract_file(
-    source: VideoSource, extractor: Extractor, progress: bool
-) -> tuple[np.ndarray, np.ndarray, float | None, bool]:
-    """Keypoints, timestamps, frame rate, and whether the whole declared length was decoded."""
+    source: VideoSource, extractor: Extractor, progress: bool, check: Callable[[], None]
+) -> ClipKeypoints:
+    """The file's keypoints on the shared whole-file path, with a bar on a terminal.
+
+    ``check`` runs before each frame (the model loading beside it raises there if it failed).
+    """
     from tqdm import tqdm
 
-    frames, stamps = [], []
-    with source:
-        # A bar only on a terminal: in a log file its carriage returns make one endless line.
-        bar = tqdm(
-            source,
-            desc="extracting",
-            unit="frame",
-            total=source.expected_frames,
-            disable=not progress or not sys.stderr.isatty(),
+    from edge.clips.keypoints import extract_clip
+
+    # A bar only on a terminal: in a log file its carriage returns make one endless line.
+    bar = tqdm(
+        desc="extracting",
+        unit="frame",
+        total=source.expected_frames,
+        disable=not progress or not sys.stderr.isatty(),
+        file=sys.stderr,
+    )
+    with source, bar:
+
+        def on_frame(_count: int, _frame: Frame) -> None:
+            check()
+            bar.update()
+
+        clip = extract_clip(source, extractor, on_frame=on_frame)
+    if clip.truncation is not None:
+        print(
+            f"slr-predict: warning: {clip.truncation}; the result covers only the decoded part",
             file=sys.stderr,
         )
-        for frame in bar:
-            frames.append(extractor.extract(frame.rgb))
-            stamps.append(frame.timestamp)
-        bar.close()
-        fps = source.fps
-        truncated = source.truncation()
-    if truncated is not None:
-        print(f"slr-predict: warning: {truncated}; the result covers only the decoded part", file=sys.stderr)
-    return np.stack(frames), np.asarray(stamps, dtype=np.float64), fps, truncated is None
+    return clip
 
 
 def _record_camera(
@@ -114,8 +122,8 @@ def _record_camera(
     Extraction is slower than the camera, so frames are taken from the capture thread's
     latest-frame box (stale ones dropped) and their grab timestamps drive resampling later.
     """
-    from edge.runtime.capture import CaptureThread, LatestFrameBox
-    from edge.runtime.sources import SourceError
+    from edge.camera.capture import CaptureThread, LatestFrameBox
+    from edge.camera.frame import SourceError
 
     for n in range(countdown, 0, -1):
         print(f"{n}...", file=sys.stderr, flush=True)
@@ -170,11 +178,12 @@ def _print_table(result: ClipResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.camera.sources import open_source
+    from edge.keypoints.holistic import HolisticExtractor
     from edge.models.resolve import resolve_model
-    from edge.runtime.classify import classify_clip
-    from edge.runtime.holistic import HolisticExtractor
-    from edge.runtime.inference import load_model
-    from edge.runtime.sources import open_source, redact
+    from edge.recognition.classify import classify_clip
+    from edge.recognition.inference import BackgroundLoad
+    from edge.util.redact import redact
 
     args.model = resolve_model(args.model)  # --model NAME: a fetched registry model
     if predict_segments.wanted(args):
@@ -185,11 +194,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--top-k and --threads must be >= 1 and --countdown >= 0")
     if not 0 < args.seconds <= MAX_SECONDS:
         raise ValueError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}")
-    model = load_model(args.model, threads=args.threads)
+    # The ONNX session is built beside the source's probing and MediaPipe's start (two cores);
+    # a model that fails to load still stops the run before the result, and wins over a bad source.
+    loading = BackgroundLoad(args.model, threads=args.threads)
     progress = not args.no_progress and not args.json
     name = args.video if args.video is not None else args.camera
-    # A missing/corrupt file or an absent camera fails here, before MediaPipe loads.
-    source = open_source(name, warn_truncated=False)
+    try:
+        # A missing/corrupt file or an absent camera fails here, before MediaPipe loads.
+        source = open_source(name, warn_truncated=False)
+    except Exception:
+        loading.result()  # a model error is reported first, as when the model was loaded first
+        raise
     try:
         extractor = HolisticExtractor()
     except BaseException:
@@ -198,10 +213,17 @@ def run(args: argparse.Namespace) -> int:
     complete, declared = True, None
     with extractor:
         if args.video is not None:
-            raw, ts, fps, complete = _extract_file(source, extractor, progress)
-            declared = source.expected_frames
+            clip = _extract_file(source, extractor, progress, loading.check)
+            raw, ts, fps, complete, declared = (
+                clip.raw,
+                clip.stamps,
+                clip.fps,
+                clip.complete,
+                clip.declared_frames,
+            )
         else:
             raw, ts, fps = _record_camera(name, source, args.seconds, args.countdown, extractor, progress)
+    model = loading.result()
     shown = redact(name)  # a camera URL's password is never printed
     result = classify_clip(
         model, raw, ts, k=args.top_k, source=shown, clip_fps=fps, declared_frames=declared, complete=complete
@@ -224,9 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    from edge.runtime.holistic import ExtractorError
-    from edge.runtime.inference import ModelError
-    from edge.runtime.sources import SourceError
+    from edge.camera.frame import SourceError
+    from edge.keypoints.holistic import ExtractorError
+    from edge.recognition.inference import ModelError
 
     try:
         return run(args)

@@ -1,8 +1,8 @@
 """``slr-predict VIDEO --segments``: continuous signing in a file, one line (or cue) per episode.
 
 A recorded video of continuous signing (an interpreter's recording, a lecture, a video call) goes
-through the daemon's segment path (:mod:`edge.runtime.file_segments`): the same segmenter
-settings as ``slr-edge run`` (declared once, in :class:`edge.runtime.config.DaemonConfig`), the
+through the daemon's segment path (:mod:`edge.clips.file_segments`): the same segmenter
+settings as ``slr-edge run`` (declared once, in :class:`edge.daemon.config.DaemonConfig`), the
 same classification, so ``--json`` prints exactly the ``segment`` messages that
 ``slr-edge run --source VIDEO --publish segments`` publishes for the file. ``--srt``/``--vtt``
 write subtitles (:mod:`edge.captions`) atomically once the whole file is done, so Ctrl-C or
@@ -13,22 +13,16 @@ registers these options and hands over.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, interrupt_on_signals
 
 if TYPE_CHECKING:
-    from edge.runtime.file_segments import FileSegments
-
-#: The daemon settings that shape episodes; flags, defaults, help and bounds come from their declarations.
-SEGMENT_SETTINGS = ("gap_s", "max_segment_s", "min_segment_frames")
+    from edge.clips.file_segments import FileSegments, SegmentOptions
 
 DESCRIPTION = """\
 Cut a video of continuous signing into episodes (hands up, one sign, hands down for --gap) and
@@ -41,19 +35,11 @@ whose top-1 reaches --min-confidence, written only when the whole file is done.
 """
 
 
-@dataclass(frozen=True)
-class SegmentOptions:
-    """The segmenter's settings, as the daemon's config spells them (a :class:`SegmentSettings`)."""
-
-    gap_s: float
-    max_segment_s: float
-    min_segment_frames: int
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``--segments`` group of ``slr-predict``."""
-    from edge.runtime import settings
-    from edge.runtime.config import DaemonConfig
+    from edge.clips.file_segments import SEGMENT_SETTINGS
+    from edge.daemon.config import DaemonConfig
+    from edge.util import settings
 
     group = parser.add_argument_group("continuous signing and captions", DESCRIPTION)
     group.add_argument("--segments", action="store_true", help="one result per signing episode")
@@ -86,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def wanted(args: argparse.Namespace) -> bool:
     """Whether the command line asks for the segments mode (``ValueError`` for its options without it)."""
+    from edge.clips.file_segments import SEGMENT_SETTINGS
+
     if args.segments or args.srt or args.vtt:
         return True
     stray = [name for name in ("min_confidence", *SEGMENT_SETTINGS) if getattr(args, name) is not None]
@@ -97,20 +85,10 @@ def wanted(args: argparse.Namespace) -> bool:
     return False
 
 
-def segment_options(given: Mapping[str, Any] | None = None) -> SegmentOptions:
-    """The daemon's segment settings, with ``given`` overrides, checked by its own rules (``ConfigError``).
-
-    slr-predict's flags and slr-web's captions worker both come through here: one set of defaults.
-    """
-    from edge.runtime import settings
-    from edge.runtime.config import DaemonConfig
-
-    config = settings.check(replace(DaemonConfig(), **dict(given or {})))
-    return SegmentOptions(config.gap_s, config.max_segment_s, config.min_segment_frames)
-
-
 def _options(args: argparse.Namespace) -> SegmentOptions:
     """The segment settings from the flags (``ConfigError``: exit 2)."""
+    from edge.clips.file_segments import SEGMENT_SETTINGS, segment_options
+
     return segment_options(
         {name: getattr(args, name) for name in SEGMENT_SETTINGS if getattr(args, name) is not None}
     )
@@ -170,29 +148,27 @@ def run_segments(args: argparse.Namespace) -> int:
 def _segment_video(args: argparse.Namespace, options: SegmentOptions) -> FileSegments:
     from tqdm import tqdm
 
-    from edge.runtime.file_segments import segment_frames
-    from edge.runtime.holistic import HolisticExtractor
-    from edge.runtime.inference import load_model
-    from edge.runtime.prefetch import prefetched
-    from edge.runtime.sources import open_source
+    from edge.camera.sources import open_source
+    from edge.clips.file_segments import segment_file
+    from edge.keypoints.holistic import HolisticExtractor
+    from edge.recognition.inference import load_model
 
     model = load_model(args.model, threads=args.threads)
     source = open_source(args.video, warn_truncated=False)  # a bad file fails before MediaPipe loads
-    # Decoded ahead in a thread, as slr-extract does: captioning costs no more than extraction.
-    with source, contextlib.closing(prefetched(source)) as frames:
-        with HolisticExtractor(quiet=True) as extractor:
-            bar = tqdm(
-                frames,
-                desc="episodes",
-                unit="frame",
-                total=source.expected_frames,
-                disable=args.no_progress or args.json or not sys.stderr.isatty(),
-                file=sys.stderr,
+    with source, HolisticExtractor(quiet=True) as extractor:
+        bar = tqdm(
+            desc="episodes",
+            unit="frame",
+            total=source.expected_frames,
+            disable=args.no_progress or args.json or not sys.stderr.isatty(),
+            file=sys.stderr,
+        )
+        try:
+            found = segment_file(
+                model, source, extractor, options, top_k=args.top_k, on_frame=lambda _n, _f: bar.update()
             )
-            try:
-                found = segment_frames(model, bar, extractor, options, top_k=args.top_k)
-            finally:
-                bar.close()
+        finally:
+            bar.close()
         truncated = source.truncation()
     if truncated is not None:
         print(f"slr-predict: warning: {truncated}; the episodes cover only the decoded part", file=sys.stderr)
@@ -207,14 +183,14 @@ def _segment_video(args: argparse.Namespace, options: SegmentOptions) -> FileSeg
 
 
 def _write_captions(args: argparse.Namespace, found: FileSegments, min_confidence: float) -> None:
-    from edge.captions.cues import cues_from_segments
-    from edge.captions.formats import srt_text, vtt_text
+    from edge.captions.formats import subtitles
     from edge.util.files import atomic_write_bytes
 
-    cues = cues_from_segments(found.segments, min_confidence=min_confidence)
-    for path, compose in ((args.srt, srt_text), (args.vtt, vtt_text)):
+    captions = subtitles(found.segments, min_confidence=min_confidence, top3=args.captions_top3)
+    cues = captions.cues
+    for path, text in ((args.srt, captions.srt), (args.vtt, captions.vtt)):
         if path is not None:
-            atomic_write_bytes(path, compose(cues, top3=args.captions_top3).encode("utf-8"))
+            atomic_write_bytes(path, text.encode("utf-8"))
     skipped = len(found.segments) - len(cues)
     if skipped and not args.json:
         print(

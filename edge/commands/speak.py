@@ -33,7 +33,7 @@ from edge.speech.utterances import SPOKEN_TOPICS, Utterance, invalid_reason, utt
 from edge.util.logs import ThrottledLog
 
 if TYPE_CHECKING:
-    from edge.runtime.publisher import Subscriber
+    from edge.transport.subscriber import Subscriber
 
 log = logging.getLogger("slr-speak")
 
@@ -212,7 +212,7 @@ def _main(argv: list[str] | None) -> int:
     import zmq
 
     from edge.commands.listen import open_subscriber
-    from edge.runtime.publisher import KeyFileError
+    from edge.transport.keys import KeyFileError
     from edge.util.files import output_dir_problem
 
     args = build_parser().parse_args(argv)

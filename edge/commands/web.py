@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> object:
     """Validate the options into :class:`edge.web.app.WebSettings`; ``ValueError`` with one line."""
-    from edge.runtime.publisher import KeyFileError, load_key
+    from edge.transport.keys import KeyFileError, load_key
     from edge.web.app import WebSettings
     from edge.web.security import loopback_host, read_token
     from edge.web.uploads import describe_model

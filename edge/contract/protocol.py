@@ -10,7 +10,7 @@ Every message is two ZeroMQ frames::
 The topic frame comes first so subscribers filter with ZeroMQ's prefix subscription and never
 parse JSON they do not want. Every JSON object carries the envelope fields ``v`` (schema version),
 ``seq`` (per-topic counter of one publisher: a subscriber that filters topics can still detect
-drops), ``ts`` (wall-clock unix seconds) and ``topic``; :class:`edge.runtime.publisher.Publisher` adds them,
+drops), ``ts`` (wall-clock unix seconds) and ``topic``; :class:`edge.transport.publisher.Publisher` adds them,
 so the daemon builds only the body with :class:`Prediction`, :class:`SignEvent`, :class:`Segment`,
 :class:`Status` or :class:`Preview`.
 

@@ -82,7 +82,7 @@ def check_payload(
     topic: str, payload: Mapping[str, Any], *, other_versions: bool = False
 ) -> Received | Dropped:
     """The version and schema checks of :func:`decode_message`, for a payload that already passed
-    :func:`edge.contract.protocol.decode` (e.g. from :meth:`edge.runtime.publisher.Subscriber.recv`)."""
+    :func:`edge.contract.protocol.decode` (e.g. from :meth:`edge.transport.subscriber.Subscriber.recv`)."""
     if topic not in ALL_TOPICS:
         return Dropped("topic", _line(f"unknown topic {topic!r}"))
     version = payload.get("v")

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.camera.sources import VIDEO_EXTENSIONS
 from edge.contract.annotations import AnnotationsError, read_annotations
 from edge.contract.keypoint_file import KEYPOINT_SUFFIX
-from edge.runtime.sources import VIDEO_EXTENSIONS
 
 #: Where Slovo keeps its videos, relative to --videos.
 VIDEO_SUBDIRS = ("", "train", "test")

@@ -1,13 +1,12 @@
 """The extraction itself: one MediaPipe graph per process, one video per call, a batch over a pool.
 
-Workers are spawned processes, each with its own :class:`~edge.runtime.holistic.HolisticExtractor`
+Workers are spawned processes, each with its own :class:`~edge.keypoints.holistic.HolisticExtractor`
 (created once by :func:`init_worker`); every finished video is written atomically by the worker,
 so only a small :class:`JobResult` travels back. A video that crashes its worker is retried once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -15,15 +14,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-import numpy as np
-
+from edge.camera.frame import SourceError
+from edge.camera.sources import open_source, quiet_opencv_warnings
+from edge.clips.keypoints import extract_clip
 from edge.contract.keypoint_file import KEYPOINT_SUFFIX, KeypointFileError, save_keypoints
 from edge.contract.model_contract import DEFAULT_FPS
 from edge.dataset.jobs import Job, JobResult
-from edge.runtime.holistic import ExtractorError, HolisticExtractor
-from edge.runtime.prefetch import prefetched
-from edge.runtime.resample import measured_fps
-from edge.runtime.sources import SourceError, VideoSource, open_source, quiet_opencv_warnings
+from edge.keypoints.holistic import ExtractorError, HolisticExtractor
+from edge.keypoints.resample import measured_fps
 from edge.util.logs import error_line
 
 PROG = "slr-extract"
@@ -48,31 +46,19 @@ def init_worker(model_complexity: int = 1) -> None:
         _init_error = f"cannot start MediaPipe Holistic: {error_line(exc)}"
 
 
-def extract_source(extractor: HolisticExtractor, source: VideoSource) -> tuple[np.ndarray, np.ndarray]:
-    """Landmarks ``[N, 543, 3]`` and timestamps ``[N]`` of all frames of ``source``; tracking starts fresh."""
-    extractor.reset()
-    landmarks: list[np.ndarray] = []
-    timestamps: list[float] = []
-    with contextlib.closing(prefetched(source)) as frames:  # closing: stop the decode thread on errors
-        for frame in frames:
-            landmarks.append(extractor.extract(frame.rgb))
-            timestamps.append(frame.timestamp)
-    return np.stack(landmarks), np.asarray(timestamps, dtype=np.float64)
-
-
 def extract_video(job_id: str, video: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> JobResult:
     """Extract one video into ``out_path``; any failure becomes ``JobResult.error`` (one line)."""
     if _extractor is None:
         return JobResult(job_id, error=_init_error or "init_worker() was not called in this process")
     try:
+        _extractor.reset()  # tracking starts fresh for every video
         with open_source(os.fspath(video), warn_truncated=False) as source:
-            landmarks, timestamps = extract_source(_extractor, source)
-            fps = source.fps or measured_fps(timestamps) or DEFAULT_FPS
-            truncated = source.truncation()
-        if truncated is not None:  # a prefix saved as a finished clip would be skipped on resume
-            return JobResult(job_id, error=truncated)
-        save_keypoints(out_path, landmarks, timestamps, fps)
-        return JobResult(job_id, frames=len(landmarks))
+            clip = extract_clip(source, _extractor)
+        if clip.truncation is not None:  # a prefix saved as a finished clip would be skipped on resume
+            return JobResult(job_id, error=clip.truncation)
+        fps = clip.fps or measured_fps(clip.stamps) or DEFAULT_FPS
+        save_keypoints(out_path, clip.raw, clip.stamps, fps)
+        return JobResult(job_id, frames=len(clip.raw))
     except (SourceError, ExtractorError, KeypointFileError) as exc:
         return JobResult(job_id, error=str(exc))
     except OSError as exc:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from edge import __version__
 from edge.models.errors import BadSource, FetchFailed
-from edge.runtime.sources import redact
+from edge.util.redact import redact
 
 #: Environment overrides (an unusual site, and the tests): seconds, bytes.
 TIMEOUT_ENV = "SLOVO_MODEL_TIMEOUT"

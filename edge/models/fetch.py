@@ -17,6 +17,7 @@ The steps, each of which stops before anything reaches the target directory:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import shutil
 import sys
@@ -30,8 +31,8 @@ from edge.models.download import DEFAULT_MAX_BYTES, Limits, download, human_size
 from edge.models.errors import BadSource, ModelStoreError
 from edge.models.registry import Asset, Entry, load_registry
 from edge.models.verify import kind_from_name, refuse_html, sniff_kind, verify_onnx
-from edge.runtime.sources import redact
 from edge.util.files import file_sha256, output_dir_problem, replaced_on_success
+from edge.util.redact import redact
 
 #: Labels files are small; a bigger "labels" answer is not one.
 LABELS_MAX_BYTES = 16 << 20
@@ -265,8 +266,10 @@ class Fetcher:
 def export_checkpoint_to(checkpoint: Path, labels: Path | None, output: Path, *, int8: bool) -> None:
     """Export with ``slr-export``'s verified path; torch is imported only here."""
     try:
-        from export.exporter import ParityError, export_checkpoint
-        from export.sources import ExportError
+        # By name, like commands/scaffold.py's torch commands: export/ sits above edge/ (it imports
+        # edge), and is needed only here, on a machine with the train extra.
+        exporter = importlib.import_module("export.exporter")
+        sources = importlib.import_module("export.sources")
     except ModuleNotFoundError as exc:
         top = (exc.name or "").split(".")[0]
         if top in ("edge", "export", "model_src"):
@@ -276,10 +279,10 @@ def export_checkpoint_to(checkpoint: Path, labels: Path | None, output: Path, *,
             "not installed): pip install 'slovo-edge[train]', or fetch a prebuilt .onnx with --sha256"
         ) from None
     try:
-        export_checkpoint(checkpoint, output, labels=labels, int8=int8, latency_runs=0)
-    except ParityError as exc:
+        exporter.export_checkpoint(checkpoint, output, labels=labels, int8=int8, latency_runs=0)
+    except exporter.ParityError as exc:
         raise ModelStoreError(f"the exported model failed verification: {exc}") from None
-    except ExportError as exc:
+    except sources.ExportError as exc:
         raise BadSource(str(exc)) from None
 
 

@@ -3,7 +3,7 @@
 A server can answer a model URL with anything: a login page, an error page, half a file. The
 first bytes say enough to refuse an HTML page at once and to tell a PyTorch checkpoint (a zip
 archive or a bare pickle) from an ONNX protobuf when the URL does not. An ``.onnx`` is then
-checked by the daemon's own loader (:func:`edge.runtime.inference.load_model`: the model
+checked by the daemon's own loader (:func:`edge.recognition.inference.load_model`: the model
 contract in its metadata, its inputs and outputs, a test window), so what ``slr-model`` installs
 is exactly what ``slr-edge run`` accepts.
 """
@@ -73,7 +73,7 @@ class OnnxSummary:
 
 def verify_onnx(path: Path) -> OnnxSummary:
     """Load ``path`` as the daemon would; :class:`BadSource` with the loader's one line if it is unusable."""
-    from edge.runtime.inference import ModelError, load_model
+    from edge.recognition.inference import ModelError, load_model
 
     try:
         model = load_model(path)

@@ -1,7 +1,7 @@
 """The ``[mqtt]`` table of the daemon's config file: ``slr-mqtt``'s settings, checked once at start.
 
 Precedence (later wins): defaults < ``[mqtt]`` in the TOML file < ``SLR_MQTT_*`` variables < flags,
-each setting declared once with :func:`edge.runtime.settings.setting`. The daemon's endpoint is a
+each setting declared once with :func:`edge.util.settings.setting`. The daemon's endpoint is a
 fact of the daemon's own settings: unless ``endpoint`` is given here, the bridge subscribes to the
 ``endpoint`` at the top of the same file (or the daemon's default).
 
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from edge.runtime import settings
-from edge.runtime.publisher import DEFAULT_ENDPOINT
-from edge.runtime.settings import ConfigError, setting
+from edge.transport.publisher import DEFAULT_ENDPOINT
+from edge.util import settings
 from edge.util.files import read_regular_file
+from edge.util.settings import ConfigError, setting
 
 ENV_PREFIX = "SLR_MQTT_"
 TABLE = "mqtt"

@@ -19,6 +19,10 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.camera.frame import Frame
 
 #: ORT threads and niceness: the daemon on the same device comes first.
 THREADS = 1
@@ -49,33 +53,28 @@ def classify_upload(video: str, model_path: str, progress: Callable[[int], None]
 
     Raises ``SourceError`` (not a decodable video), ``ModelError`` or ``ExtractorError``.
     """
-    import numpy as np
-
-    from edge.runtime.classify import classify_clip
-    from edge.runtime.holistic import HolisticExtractor
-    from edge.runtime.inference import load_model
-    from edge.runtime.sources import open_source
+    from edge.camera.sources import open_source
+    from edge.clips.keypoints import extract_clip
+    from edge.keypoints.holistic import HolisticExtractor
+    from edge.recognition.classify import classify_clip
+    from edge.recognition.inference import load_model
 
     model = load_model(model_path, threads=THREADS)
     source = open_source(video)  # decodes the first frame: validation by content, not by name
-    frames: list[np.ndarray] = []
-    stamps: list[float] = []
-    poster = ""
+    poster = Poster(progress)
     with source, HolisticExtractor() as extractor:
-        for frame in source:
-            if not frames:
-                poster = poster_jpeg(frame.rgb)
-            frames.append(extractor.extract(frame.rgb))
-            stamps.append(frame.timestamp)
-            if len(frames) % PROGRESS_EVERY == 0:
-                progress(len(frames))
-        fps = source.fps
-        complete, declared = source.truncation() is None, source.expected_frames
-    raw, ts = np.stack(frames), np.asarray(stamps, dtype=np.float64)
+        clip = extract_clip(source, extractor, on_frame=poster.on_frame)
     result = classify_clip(
-        model, raw, ts, k=top_k, source=video, clip_fps=fps, declared_frames=declared, complete=complete
+        model,
+        clip.raw,
+        clip.stamps,
+        k=top_k,
+        source=video,
+        clip_fps=clip.fps,
+        declared_frames=clip.declared_frames,
+        complete=clip.complete,
     ).to_json()
-    return {**result, "poster": poster}
+    return {**result, "poster": poster.jpeg}
 
 
 def caption_upload(
@@ -83,37 +82,25 @@ def caption_upload(
 ) -> dict:
     """Episodes and captions of a long ``video``: ``slr-predict VIDEO --segments --json --srt --vtt``.
 
-    The same path as that command (:func:`edge.runtime.file_segments.segment_frames` with the
-    daemon's segment settings, :mod:`edge.captions` for the cues and both subtitle formats), so the
-    page shows exactly what the command line writes for the file.
+    The same path as that command (:func:`edge.clips.file_segments.segment_file` with the
+    daemon's segment settings, :func:`edge.captions.formats.subtitles` for the cues and both
+    subtitle formats), so the page shows exactly what the command line writes for the file.
     """
-    from collections.abc import Iterator
-
-    from edge.captions.cues import cues_from_segments
-    from edge.captions.formats import srt_text, vtt_text
-    from edge.commands.predict_segments import segment_options
-    from edge.runtime.file_segments import segment_frames
-    from edge.runtime.holistic import HolisticExtractor
-    from edge.runtime.inference import load_model
-    from edge.runtime.sources import Frame, open_source
+    from edge.camera.sources import open_source
+    from edge.captions.formats import subtitles
+    from edge.clips.file_segments import segment_file, segment_options
+    from edge.keypoints.holistic import HolisticExtractor
+    from edge.recognition.inference import load_model
 
     model = load_model(model_path, threads=THREADS)
     source = open_source(video, warn_truncated=False)  # decodes the first frame: validation by content
-    poster = ""
-
-    def frames() -> Iterator[Frame]:
-        nonlocal poster
-        for done, frame in enumerate(source, 1):
-            if done == 1:
-                poster = poster_jpeg(frame.rgb)
-            yield frame
-            if done % PROGRESS_EVERY == 0:
-                progress(done)
-
+    poster = Poster(progress)
     with source, HolisticExtractor(quiet=True) as extractor:
-        found = segment_frames(model, frames(), extractor, segment_options(), top_k=top_k)
+        found = segment_file(
+            model, source, extractor, segment_options(), top_k=top_k, on_frame=poster.on_frame
+        )
         complete, declared = source.truncation() is None, source.expected_frames
-    cues = cues_from_segments(found.segments, min_confidence=min_confidence)
+    captions = subtitles(found.segments, min_confidence=min_confidence)
     return {
         "model": model.name,
         "frames": found.frames,
@@ -121,17 +108,34 @@ def caption_upload(
         "complete": complete,
         "min_confidence": min_confidence,
         "segments": found.segments,
-        "cues": [{"start_ms": c.start_ms, "end_ms": c.end_ms, "text": c.text, "prob": c.prob} for c in cues],
-        "srt": srt_text(cues),
-        "vtt": vtt_text(cues),
-        "poster": poster,
+        "cues": [
+            {"start_ms": c.start_ms, "end_ms": c.end_ms, "text": c.text, "prob": c.prob}
+            for c in captions.cues
+        ],
+        "srt": captions.srt,
+        "vtt": captions.vtt,
+        "poster": poster.jpeg,
     }
+
+
+class Poster:
+    """The ``on_frame`` hook of an upload: the first frame as a poster JPEG, progress every few frames."""
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self.jpeg = ""
+        self._progress = progress
+
+    def on_frame(self, count: int, frame: Frame) -> None:
+        if count == 1:
+            self.jpeg = poster_jpeg(frame.rgb)
+        if count % PROGRESS_EVERY == 0:
+            self._progress(count)
 
 
 def describe_model(model_path: str) -> dict:
     """Name, class count, sha256 and the untrained flag of an exported model (loads it: validates it)."""
     from edge.contract.model_contract import META_UNTRAINED
-    from edge.runtime.inference import load_model
+    from edge.recognition.inference import load_model
 
     model = load_model(model_path, threads=THREADS)
     untrained = model.info.metadata.get(META_UNTRAINED, "false").lower() == "true"
@@ -181,9 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
-    from edge.runtime.holistic import ExtractorError
-    from edge.runtime.inference import ModelError
-    from edge.runtime.sources import FrameTooLarge, SourceError
+    from edge.camera.frame import FrameTooLarge, SourceError
+    from edge.keypoints.holistic import ExtractorError
+    from edge.recognition.inference import ModelError
 
     try:
         if args.describe:

@@ -361,7 +361,7 @@ async def _redirect(send: Send, location: str) -> None:
 
 def loopback_host(host: str) -> bool:
     """True for a bind address only this machine can reach (the daemon's rule, for HTTP)."""
-    from edge.runtime.publisher import is_loopback
+    from edge.transport.publisher import is_loopback
 
     return is_loopback(f"tcp://{host}:0" if ":" not in host else f"tcp://[{host.strip('[]')}]:0")
 

@@ -8,7 +8,7 @@ so each layer overrides the one before. Every bad value is reported as a one-lin
 typo an hour later.
 
 Each setting is declared once, as a field of :class:`DaemonConfig` (name, type, default, bounds,
-help); :mod:`edge.runtime.settings` derives the TOML key, the variable, the flag and the checks.
+help); :mod:`edge.util.settings` derives the TOML key, the variable, the flag and the checks.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from edge.runtime import settings
-from edge.runtime.inference import DEFAULT_PROVIDERS, MAX_THREADS, resolve_providers
-from edge.runtime.publisher import is_loopback
-from edge.runtime.settings import ConfigError, setting
-from edge.runtime.sources import (
+from edge.camera.sources import (
     MAX_FRAME_PIXELS,
     MAX_FRAME_PIXELS_LIMIT,
     STREAM_OPEN_TIMEOUT_S,
     STREAM_READ_TIMEOUT_S,
 )
+from edge.recognition.inference import DEFAULT_PROVIDERS, MAX_THREADS, resolve_providers
+from edge.transport.publisher import is_loopback
+from edge.util import settings
+from edge.util.settings import ConfigError, setting
 
 __all__ = ["ENV_PREFIX", "LOG_LEVELS", "PUBLISH_MODES", "ConfigError", "DaemonConfig", "load_config"]
 
@@ -85,7 +85,7 @@ class DaemonConfig:
     idle_fps: float = setting(
         3.0, "frames/s extracted while idle (0: every frame)", ge=0.0, le=1000.0, metavar="FPS"
     )
-    #: The motion gate (edge.runtime.motion): an idle sample whose scene has not changed since
+    #: The motion gate (edge.camera.motion): an idle sample whose scene has not changed since
     #: MediaPipe last found no hands in it is not looked at again (a still room costs decode only).
     idle_motion: float = setting(
         0.5,

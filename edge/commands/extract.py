@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge.camera.sources import VIDEO_EXTENSIONS, quiet_opencv_warnings
 from edge.commands.scaffold import add_version, run
 from edge.contract.annotations import ANNOTATION_COLUMNS
 from edge.contract.keypoint_file import KEYPOINT_SUFFIX
@@ -29,8 +30,7 @@ from edge.dataset.jobs import (
     select_shard,
 )
 from edge.dataset.worker import PROG, run_jobs
-from edge.runtime.holistic import ExtractorError, check_model_complexity, native_stderr_silenced
-from edge.runtime.sources import VIDEO_EXTENSIONS, quiet_opencv_warnings
+from edge.keypoints.holistic import ExtractorError, check_model_complexity, native_stderr_silenced
 from edge.util.files import output_dir_problem
 
 EPILOG = f"""\

@@ -25,7 +25,7 @@ UNSUBSCRIBE = 0
 class SubscriptionRouter:
     """Translates raw XPUB subscription messages into per-client topic subscriptions.
 
-    Pure logic (no socket), so the rule is tested on its own; :class:`edge.runtime.publisher.Publisher`
+    Pure logic (no socket), so the rule is tested on its own; :class:`edge.transport.publisher.Publisher`
     applies the returned ``(subscribe?, topic)`` pairs to the client the message came from.
     """
 

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.camera.frame import BadFrame, Frame, SourceError
+from edge.camera.sources import VideoSource, open_source
 from edge.contract.protocol import CameraState
-from edge.runtime.sources import BadFrame, Frame, SourceError, VideoSource, open_source, redact
 from edge.util.logs import ThrottledLog
+from edge.util.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +94,10 @@ class CaptureThread(threading.Thread):
 
     Args:
         spec: the source (file path, ``/dev/videoN``, index, URL).
-        box: where frames go; its ``drop_stale`` should be :func:`edge.runtime.sources.is_live_spec`.
+        box: where frames go; its ``drop_stale`` should be :func:`edge.camera.sources.is_live_spec`.
         source: an already opened source (the daemon opens files up front to fail fast), or None.
         loop: restart a file at its end.
-        opener: :func:`edge.runtime.sources.open_source`; injectable for tests.
+        opener: :func:`edge.camera.sources.open_source`; injectable for tests.
     """
 
     def __init__(

@@ -3,7 +3,7 @@
 An installer aiming the camera wants to see what it sees and whether hands are found. Encoding
 JPEGs costs CPU the extraction loop needs, so :class:`PreviewWorker` does it in its own
 low-priority thread, at most :data:`MAX_FPS` times a second, and only while the publisher reports
-a client subscribed to ``preview`` by name (see :mod:`edge.runtime.subscriptions`). The main
+a client subscribed to ``preview`` by name (see :mod:`edge.transport.subscriptions`). The main
 loop's share is :meth:`PreviewWorker.offer`: a flag test and a clock read per frame, plus handing
 over references (the frame and keypoint arrays are fresh per frame, never mutated later).
 """

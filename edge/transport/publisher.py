@@ -33,7 +33,7 @@ import stat
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -42,20 +42,16 @@ from urllib.parse import urlsplit
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
-from zmq.utils import z85
 
-from edge.contract.protocol import TOPICS, Message, check_topic, decode, encode, envelope
-from edge.runtime.subscriptions import SubscriptionRouter
+from edge.contract.protocol import Message, check_topic, encode, envelope
+from edge.transport.keys import KeyFileError, authorized_location, load_key, others_can_read
+from edge.transport.subscriptions import SubscriptionRouter
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 DEFAULT_SNDHWM = 100
 DEFAULT_RCVHWM = 1000
-
-
-class KeyFileError(ValueError):
-    """A CURVE key file or directory is missing or unusable; the message is one readable line."""
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -78,60 +74,6 @@ def is_loopback(endpoint: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _is_z85_key(key: bytes | None) -> bool:
-    """A CURVE key as certificate files hold it: 40 Z85 characters (32 bytes)."""
-    if key is None or len(key) != 40:
-        return False
-    try:
-        return len(z85.decode(key)) == 32
-    except (ValueError, KeyError, TypeError):
-        return False
-
-
-def load_key(path: Path | str, *, secret: bool, role: str) -> tuple[bytes, bytes | None]:
-    path = Path(path)
-    if not path.is_file():
-        raise KeyFileError(f"{role} key file not found: {path}")
-    try:
-        public, secret_key = zmq.auth.load_certificate(path)
-    except (OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise KeyFileError(f"{role} key file {path} is not a ZeroMQ certificate: {reason}") from None
-    if not public:
-        raise KeyFileError(f"{role} key file {path} has no public-key")
-    if not _is_z85_key(public):
-        raise KeyFileError(f"{role} key file {path}: public-key is not a 40-character Z85 CURVE key")
-    if secret and not secret_key:
-        raise KeyFileError(f"{role} key file {path} has no secret-key (use the .key_secret file)")
-    if secret and not _is_z85_key(secret_key):
-        raise KeyFileError(f"{role} key file {path}: secret-key is not a 40-character Z85 CURVE key")
-    return public, secret_key
-
-
-def others_can_read(path: Path | str) -> bool:
-    """Whether users other than the owner and its group may read ``path`` (mode ``o+r``)."""
-    return bool(os.stat(path).st_mode & stat.S_IROTH)
-
-
-def _authorized_location(authorized_dir: Path | str | None) -> str:
-    """ZAP location for ``configure_curve``: a directory of client keys, or allow any client.
-
-    Each ``*.key`` file is parsed here, so a bad one is a one-line error naming it rather than a
-    ZAP handler that silently refuses every client.
-    """
-    if authorized_dir is None:
-        return zmq.auth.CURVE_ALLOW_ANY
-    path = Path(authorized_dir)
-    if not path.is_dir():
-        raise KeyFileError(f"CURVE authorized clients directory not found: {path}")
-    keys = sorted(path.glob("*.key"))
-    if not keys:
-        raise KeyFileError(f"CURVE authorized clients directory has no *.key files: {path}")
-    for key in keys:
-        load_key(key, secret=False, role="CURVE authorized client")
-    return str(path)
 
 
 def _ipc_path(endpoint: str) -> str | None:
@@ -176,7 +118,7 @@ def check_ipc_free(endpoint: str) -> None:
     raise zmq.ZMQError(errno.EADDRINUSE, f"{path} is in use by another running process")
 
 
-def _wants_ipv6(endpoint: str) -> bool:
+def wants_ipv6(endpoint: str) -> bool:
     """``tcp://[::1]:P`` and other IPv6 hosts need ZeroMQ's IPV6 option (off by default)."""
     return endpoint.startswith("tcp://[")
 
@@ -242,7 +184,7 @@ class Publisher:
                     f"CURVE server secret key file {curve_secret_key} is readable by other users; "
                     f"chmod 600 (or 640 for a group) it"
                 )
-            location = _authorized_location(curve_authorized_dir)
+            location = authorized_location(curve_authorized_dir)
         #: True when CURVE encrypts this endpoint (reported in ``status``).
         self.encrypted = keys is not None
         # A context of its own: ZAP (CURVE auth) is per context, and close() can terminate it.
@@ -254,7 +196,7 @@ class Publisher:
                 self._auth.start()
                 self._auth.configure_curve(domain="*", location=location)
             # XPUB in manual mode: PUB behaviour for every client, plus on-demand topics (preview)
-            # that are produced only while watched (edge/runtime/subscriptions.py).
+            # that are produced only while watched (edge/transport/subscriptions.py).
             self._socket = self._context.socket(zmq.XPUB)
             self._socket.setsockopt(zmq.XPUB_MANUAL, 1)
             self._socket.setsockopt(zmq.LINGER, 0)
@@ -264,7 +206,7 @@ class Publisher:
                 self._socket.curve_server = True
             if endpoint.startswith("tcp://") and endpoint.endswith(":0"):
                 endpoint = endpoint[:-2] + ":*"
-            if _wants_ipv6(endpoint):
+            if wants_ipv6(endpoint):
                 self._socket.setsockopt(zmq.IPV6, 1)
             check_ipc_free(endpoint)
             self._socket.bind(endpoint)
@@ -362,84 +304,6 @@ class Publisher:
                 self._context.term()
 
     def __enter__(self) -> Publisher:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class Subscriber:
-    """SUB socket connected to a :class:`Publisher`; used by ``slr-listen`` and tests.
-
-    Not thread-safe: use it from one thread.
-
-    Args:
-        endpoint: the publisher's endpoint.
-        topics: topics to receive; empty means all of :data:`edge.contract.protocol.TOPICS`.
-        rcvhwm: messages queued locally before ZeroMQ drops new ones.
-        curve_server_key: the publisher's public ``.key`` file; enables CURVE.
-        curve_client_key: this client's ``.key_secret`` file (required with ``curve_server_key``).
-    """
-
-    def __init__(
-        self,
-        endpoint: str = DEFAULT_ENDPOINT,
-        topics: Iterable[str] = (),
-        *,
-        rcvhwm: int = DEFAULT_RCVHWM,
-        curve_server_key: Path | str | None = None,
-        curve_client_key: Path | str | None = None,
-        context: zmq.Context | None = None,
-    ) -> None:
-        self.topics: tuple[str, ...] = tuple(check_topic(t) for t in topics) or TOPICS
-        if (curve_server_key is None) != (curve_client_key is None):
-            raise KeyFileError("CURVE needs both the server public key and the client secret key")
-        keys = None
-        if curve_server_key is not None and curve_client_key is not None:
-            server_public, _ = load_key(curve_server_key, secret=False, role="CURVE server public")
-            keys = (server_public, *load_key(curve_client_key, secret=True, role="CURVE client secret"))
-            if others_can_read(curve_client_key):
-                log.warning(
-                    "CURVE client secret key %s is readable by other users; chmod 600 it",
-                    curve_client_key,
-                )
-        self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
-        if keys is not None:
-            self._socket.curve_serverkey, self._socket.curve_publickey, self._socket.curve_secretkey = keys
-        for topic in self.topics:
-            self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode("ascii"))
-        if _wants_ipv6(endpoint):
-            self._socket.setsockopt(zmq.IPV6, 1)
-        self._socket.connect(endpoint)
-        self._poller = zmq.Poller()
-        self._poller.register(self._socket, zmq.POLLIN)
-
-    def recv(self, timeout_s: float | None = None) -> tuple[str, dict[str, Any]] | None:
-        """Next ``(topic, payload)`` on a subscribed topic, or None after ``timeout_s`` seconds.
-
-        ``timeout_s=None`` waits forever. Malformed messages raise
-        :class:`edge.contract.protocol.ProtocolError` so callers can report them and keep going.
-        """
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            remaining_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            if not self._poller.poll(remaining_ms):
-                return None
-            frames = self._socket.recv_multipart(flags=zmq.NOBLOCK)
-            # ZeroMQ filters by prefix, so a future "sign_x" topic would pass a "sign" subscription.
-            if frames and bytes(frames[0]).decode("ascii", "replace") not in self.topics:
-                continue
-            return decode(frames)
-
-    def close(self) -> None:
-        """Close the socket without lingering."""
-        self._socket.close(linger=0)
-
-    def __enter__(self) -> Subscriber:
         return self
 
     def __exit__(

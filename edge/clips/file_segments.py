@@ -2,10 +2,10 @@
 
 The daemon's path, not a copy of it: frames are extracted as the daemon extracts a file (every
 frame, a frame whose extraction fails is skipped and counted), fed to the same
-:class:`edge.runtime.segmenter.Segmenter` (built from the same settings by
-:meth:`~edge.runtime.segmenter.Segmenter.from_settings`), and each finished episode goes to the
-daemon's own :class:`edge.runtime.segment_worker.SegmentWorker`, which classifies it with
-:func:`edge.runtime.segment_worker.classify_episode` off the extraction loop, exactly as in
+:class:`edge.recognition.segmenter.Segmenter` (built from the same settings by
+:meth:`~edge.recognition.segmenter.Segmenter.from_settings`), and each finished episode goes to the
+daemon's own :class:`edge.recognition.segment_worker.SegmentWorker`, which classifies it with
+:func:`edge.recognition.segment_worker.classify_episode` off the extraction loop, exactly as in
 ``slr-edge run --publish segments``. Only the sink differs: instead of a ZeroMQ socket the
 messages are collected, with the envelope (:func:`edge.contract.protocol.envelope`) the publisher
 would add, so each one is a valid ``segment`` message.
@@ -18,24 +18,51 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from edge.camera.frame import Frame
+from edge.camera.sources import VideoSource
+from edge.clips.keypoints import FrameHook, file_frames
 from edge.contract.layout import has_hands
 from edge.contract.protocol import Message, envelope
-from edge.runtime.classify import WindowModel
-from edge.runtime.holistic import Extractor
-from edge.runtime.segment_worker import MAX_PENDING, SegmentWorker
-from edge.runtime.segmenter import Episode, Segmenter, SegmentSettings
-from edge.runtime.sources import Frame
+from edge.keypoints.holistic import Extractor
+from edge.recognition.classify import WindowModel
+from edge.recognition.segment_worker import MAX_PENDING, SegmentWorker
+from edge.recognition.segmenter import Episode, Segmenter, SegmentSettings
+from edge.util import settings as declared_settings
 
 #: Longest wait for the last episode's classification at the end of the file.
 DRAIN_TIMEOUT_S = 300.0
 
 
+#: The daemon settings that shape episodes (slr-predict's flags, defaults and bounds come from them).
+SEGMENT_SETTINGS = ("gap_s", "max_segment_s", "min_segment_frames")
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """The segmenter's settings, as the daemon's config spells them (a :class:`SegmentSettings`)."""
+
+    gap_s: float
+    max_segment_s: float
+    min_segment_frames: int
+
+
+def segment_options(given: Mapping[str, Any] | None = None) -> SegmentOptions:
+    """The daemon's segment settings, with ``given`` overrides, checked by its own rules (``ConfigError``).
+
+    slr-predict's flags and slr-web's captions worker both come through here: one set of defaults.
+    """
+    from edge.daemon.config import DaemonConfig
+
+    config = declared_settings.check(replace(DaemonConfig(), **dict(given or {})))
+    return SegmentOptions(config.gap_s, config.max_segment_s, config.min_segment_frames)
+
+
 class CollectingSink:
-    """A :class:`edge.runtime.publisher.MessageSink` that keeps every message as the wire carries it."""
+    """A :class:`edge.transport.publisher.MessageSink` that keeps every message as the wire carries it."""
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
@@ -110,3 +137,17 @@ def _submit(worker: SegmentWorker, episode: Episode) -> None:
     if worker.backlog >= MAX_PENDING - 1:
         worker.drain(DRAIN_TIMEOUT_S)
     worker.submit(episode)
+
+
+def segment_file(
+    model: WindowModel,
+    source: VideoSource,
+    extractor: Extractor,
+    settings: SegmentSettings,
+    *,
+    top_k: int,
+    on_frame: FrameHook | None = None,
+) -> FileSegments:
+    """:func:`segment_frames` over an opened file's frames, decoded ahead (the caller closes ``source``)."""
+    with file_frames(source, on_frame) as frames:
+        return segment_frames(model, frames, extractor, settings, top_k=top_k)

@@ -11,6 +11,7 @@ diverged checkpoint): such a model would run forever without publishing anything
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,9 @@ from edge.contract.model_contract import (
     fps_problem,
 )
 from edge.contract.preprocess import preprocess
-from edge.runtime.settings import ConfigError
 from edge.util.files import file_sha256
 from edge.util.logs import error_line
+from edge.util.settings import ConfigError
 
 #: Largest window a model may declare (the published models use 32-128): a bigger one is a damaged file.
 MAX_WINDOW = 4096
@@ -187,7 +188,7 @@ def probe_windows(window: int) -> list[tuple[np.ndarray, np.ndarray]]:
     inputs), then what the preprocessing makes of real clips: short ones padded with ``idx = -1``
     (1, 5 and window/2 frames: every upload and segment shorter than the window looks like this,
     and a model can fail on padding alone), one of exactly ``window`` frames (the window
-    :func:`edge.runtime.classify.window_latencies_ms` times) and a longer one, pooled.
+    :func:`edge.recognition.classify.window_latencies_ms` times) and a longer one, pooled.
     """
     idx = np.arange(window, dtype=np.float32)[None]
     rng = np.random.default_rng(0)
@@ -211,7 +212,7 @@ def check_finite_outputs(
     names the model in the message. Finite logits can still overflow the softmax (logits near
     float32's limit): the probabilities are what gets published, so they are checked too.
     """
-    from edge.runtime.decisions import softmax
+    from edge.recognition.decisions import softmax
 
     for number, (frames, idx) in enumerate(probe_windows(window)):
         logits = np.asarray(predict_batch(frames, idx))
@@ -401,3 +402,43 @@ def load_model(path: str | Path, threads: int = 1, providers: Sequence[str] = DE
         )
     check_finite_outputs(model.predict_batch, window, path)
     return model
+
+
+class BackgroundLoad:
+    """:func:`load_model` in a thread, while the caller opens its source and starts MediaPipe.
+
+    Building the ONNX Runtime session of a full-size model takes about a second, and so does
+    MediaPipe's start; on two cores they need not follow each other on the path a person waits
+    on (``slr-predict`` on a short clip). A failure is kept and raised by :meth:`check` (cheap,
+    called per frame, so a bad model still stops the work within a frame of being found out) and
+    by :meth:`result`. The thread is a daemon thread: Ctrl-C never waits for it.
+    """
+
+    def __init__(
+        self, path: str | Path, threads: int = 1, providers: Sequence[str] = DEFAULT_PROVIDERS
+    ) -> None:
+        check_threads(threads)  # a bad setting is the caller's error, at once
+        self._model: EdgeModel | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._load, args=(path, threads, providers), name="slovo-model-load", daemon=True
+        )
+        self._thread.start()
+
+    def _load(self, path: str | Path, threads: int, providers: Sequence[str]) -> None:
+        try:
+            self._model = load_model(path, threads, providers)
+        except BaseException as exc:  # handed to the caller's thread
+            self._error = exc
+
+    def check(self) -> None:
+        """Raise the load's error now if it already failed; otherwise return at once."""
+        if self._error is not None:
+            raise self._error
+
+    def result(self) -> EdgeModel:
+        """The loaded model (waits for it), or the load's error."""
+        self._thread.join()
+        self.check()
+        assert self._model is not None
+        return self._model

@@ -12,7 +12,7 @@ The measure, about 0.3 ms for a decoded 720p frame (plus 1–2 ms for an MJPEG c
   size and area-averaged by four, so each small pixel averages ~64 frame pixels and temporal
   sensor noise shrinks about eightfold (a plain subsample would keep all of it); a frame an MJPEG
   camera sent is never decoded for this: its 1/8-scale decode (the JPEG's 8x8 block means, from
-  :meth:`edge.runtime.sources.Frame.small_pixels`) is the input, reduced the same way;
+  :meth:`edge.camera.frame.Frame.small_pixels`) is the input, reduced the same way;
 * **in colour**, each channel on its own: a hand in front of a wall of the same brightness (skin
   before a beige or bluish-grey wall, which grey alone cannot tell apart) still differs in its
   red and blue; a frame still in the decoder's BGR is measured as it is and its small copy put in

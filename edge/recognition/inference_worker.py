@@ -2,11 +2,11 @@
 
 A one-slot queue: if the worker is still busy when a new window comes, the newer window replaces
 the pending one (counted as skipped), so inference can never stall capture or extraction. Each
-window goes through :func:`edge.runtime.classify.classify_window`, the same path ``slr-predict``
-takes, and its top class feeds :class:`edge.runtime.decisions.SignDecider`.
+window goes through :func:`edge.recognition.classify.classify_window`, the same path ``slr-predict``
+takes, and its top class feeds :class:`edge.recognition.decisions.SignDecider`.
 
 Every ``prediction`` and ``sign`` carries ``latency_ms``: wall time from the moment the window's
-newest frame was read from the source (:attr:`edge.runtime.sources.Frame.captured_at`, carried
+newest frame was read from the source (:attr:`edge.camera.frame.Frame.captured_at`, carried
 through extraction and the ring buffer in :class:`WindowJob`) to the moment the message is handed
 to ZeroMQ. It includes waiting in the capture box, extraction, waiting for this thread, resampling,
 preprocessing and the model, so it is what a subscriber actually experiences (plus transport).
@@ -18,15 +18,16 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from edge.contract.protocol import Prediction, SignEvent
-from edge.runtime.classify import PROB_DECIMALS, WindowModel, classify_window
-from edge.runtime.config import DaemonConfig
-from edge.runtime.decisions import SignDecider
-from edge.runtime.job_worker import LATENCY_SAMPLES, JobWorker, percentile
-from edge.runtime.publisher import MessageSink
+from edge.keypoints.ring_buffer import KeypointRingBuffer
+from edge.recognition.classify import PROB_DECIMALS, WindowModel, classify_window
+from edge.recognition.decisions import SignDecider
+from edge.recognition.job_worker import LATENCY_SAMPLES, JobWorker, percentile
+from edge.transport.publisher import MessageSink
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,19 @@ def latency_ms_since(captured_at: float) -> float:
     return round(max(0.0, (time.time() - captured_at) * 1000.0), 3)
 
 
+class WindowSettings(Protocol):
+    """The settings that shape window decisions (:class:`edge.daemon.config.DaemonConfig` has them)."""
+
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def consecutive(self) -> int: ...
+    @property
+    def top_k(self) -> int: ...
+    @property
+    def resample(self) -> bool: ...
+
+
 class InferenceWorker(JobWorker[tuple[WindowJob, bool]]):
     """Runs the model on the newest submitted window and publishes the results.
 
@@ -53,7 +67,7 @@ class InferenceWorker(JobWorker[tuple[WindowJob, bool]]):
     or idle, came in between), taken together under the lock.
     """
 
-    def __init__(self, model: WindowModel, publisher: MessageSink, config: DaemonConfig) -> None:
+    def __init__(self, model: WindowModel, publisher: MessageSink, config: WindowSettings) -> None:
         super().__init__(name="inference", what="inference")
         self.model = model
         self.publisher = publisher
@@ -74,6 +88,18 @@ class InferenceWorker(JobWorker[tuple[WindowJob, bool]]):
                 self.skipped += 1
             self._pending = job
             self._cond.notify_all()
+
+    def offer(self, buffer: KeypointRingBuffer, idle: bool) -> bool:
+        """The buffer's window at a stride point: submitted, unless the scene is idle or shows no hands.
+
+        A window that is not submitted restarts the sign decisions (:meth:`reset_decisions`).
+        """
+        if idle or buffer.hand_frames == 0:
+            self.reset_decisions()
+            return False
+        raw, ts = buffer.window()
+        self.submit(WindowJob(raw, ts, buffer.newest_captured_at))
+        return True
 
     def reset_decisions(self) -> None:
         """A window without hands (or idle): the next decision streak starts from scratch."""

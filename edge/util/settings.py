@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from edge.util.files import read_regular_file
 from edge.util.logs import error_line
+from edge.util.redact import redact
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -178,13 +179,11 @@ SHOWN_CHARS = 80
 def shown_value(value: Any) -> str:
     """How an error message shows a value it refuses: never raw, never a secret, never long.
 
-    A string is shown through :func:`edge.runtime.sources.redact` (a camera URL's password or
+    A string is shown through :func:`edge.util.redact.redact` (a camera URL's password or
     ``?token=`` is masked) and cut to :data:`SHOWN_CHARS`; a TOML array or inline table is named,
     not repeated (its items may be credentials, and it may be nested 50,000 deep); a huge integer
     by its number of digits.
     """
-    from edge.runtime.sources import redact  # deferred: it imports OpenCV
-
     if isinstance(value, str):
         text = redact(value)
         return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…")

@@ -1,6 +1,6 @@
 """Decode ahead of MediaPipe: a file's frames come from a thread while the caller extracts.
 
-One helper for every command that reads a whole file (``slr-extract``, ``slr-predict --segments``),
+One helper for every whole-file reader (:mod:`edge.clips.keypoints`: slr-predict, slr-extract, uploads),
 so they cost the same per frame and neither pays decoding on top of extraction.
 """
 
@@ -11,7 +11,7 @@ import queue
 import threading
 from collections.abc import Generator, Iterable
 
-from edge.runtime.sources import BadFrame, Frame
+from edge.camera.frame import BadFrame, Frame
 
 #: Frames decoded ahead of MediaPipe (720p RGB: 2.7 MB each).
 PREFETCH_FRAMES = 4

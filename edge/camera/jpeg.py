@@ -3,7 +3,7 @@
 An MJPEG network camera sends every frame as a complete JPEG. Decoding one at 720p costs ~4 ms
 of CPU, and while the daemon idles almost none of them is ever used: they are held in case a
 hand appears, measured for motion, then let go. So such frames stay JPEG bytes until something
-needs their pixels (:class:`edge.runtime.sources.Frame`), and two facts come from the header
+needs their pixels (:class:`edge.camera.frame.Frame`), and two facts come from the header
 instead: the size, checked against ``max_frame_pixels`` before any decoding (a 200 KB JPEG can
 declare 8192 x 8192), and that the bytes are a JPEG at all (a stream may carry garbage).
 

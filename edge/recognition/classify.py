@@ -23,15 +23,15 @@ import numpy as np
 from edge.contract.layout import has_hands
 from edge.contract.preprocess import preprocess
 from edge.contract.protocol import TopKEntry
-from edge.runtime.decisions import softmax, top_k
-from edge.runtime.resample import needs_resampling, resample_window
+from edge.keypoints.resample import needs_resampling, resample_window
+from edge.recognition.decisions import softmax, top_k
 
 #: Decimals of a probability in every published or printed result.
 PROB_DECIMALS = 6
 
 
 class WindowModel(Protocol):
-    """What classification needs of a model (:class:`edge.runtime.inference.EdgeModel`; tests script it)."""
+    """What classification needs of a model (an :class:`~edge.recognition.inference.EdgeModel`, or a fake)."""
 
     @property
     def labels(self) -> Sequence[str]: ...
@@ -122,7 +122,7 @@ def window_latencies_ms(model: WindowModel, runs: int, *, warmup: int = 2, seed:
     Every landmark present, so preprocessing does its full work; what the daemon spends per window
     besides waiting (``slr-edge check-model`` prints these to compare engines and precisions).
     """
-    from edge.runtime.inference import synthetic_keypoints  # one of the windows every model is probed on
+    from edge.recognition.inference import synthetic_keypoints  # one of the windows every model is probed on
 
     raw = synthetic_keypoints(model.window, seed)
     ts = np.arange(model.window) / model.fps

@@ -1,4 +1,4 @@
-"""``python -m edge.runtime.precompile``: write bytecode for exactly the modules the commands import.
+"""``python -m edge.commands.precompile``: write bytecode for exactly the modules the commands import.
 
 The device venv is installed with ``pip install --no-compile``: bytecode for every module of the
 dependencies would add ~70 MB, mostly for code the daemon never runs (matplotlib's backends,
@@ -22,8 +22,8 @@ DAEMON_IMPORTS = (
     "edge.commands.edge_cli",
     "edge.commands.health",
     "edge.commands.listen",
-    "edge.runtime.daemon",
-    "edge.runtime.journal",
+    "edge.daemon.lifecycle",
+    "edge.util.journal",
     "edge.models.resolve",  # imported by the config when it resolves --model NAME
     "mediapipe.python.solutions.holistic",
     "cv2",

@@ -45,7 +45,7 @@ def capacity_for(max_segment_s: float, fps: float) -> int:
 
 
 class SegmentSettings(Protocol):
-    """The settings that shape episodes (:class:`edge.runtime.config.DaemonConfig` has them)."""
+    """The settings that shape episodes (:class:`edge.daemon.config.DaemonConfig` has them)."""
 
     @property
     def gap_s(self) -> float: ...

@@ -5,7 +5,7 @@ thread of their own, so a segment never competes with the sliding-window queue, 
 drops stale windows by design: every episode is classified, in order. Episodes end at most every
 ``gap_s`` or so and take one inference each, so the queue stays short; a bound guards it anyway.
 
-Each episode goes through :func:`edge.runtime.classify.classify_window` with the arguments
+Each episode goes through :func:`edge.recognition.classify.classify_window` with the arguments
 ``slr-predict`` uses for a whole clip (resampling to the model's rate included), so the published
 top-k is the one ``slr-predict --json`` prints for the same keypoints.
 """
@@ -17,10 +17,10 @@ import time
 from collections import deque
 
 from edge.contract.protocol import Segment
-from edge.runtime.classify import WindowModel, classify_window
-from edge.runtime.job_worker import LATENCY_SAMPLES, JobWorker, percentile
-from edge.runtime.publisher import MessageSink
-from edge.runtime.segmenter import Episode
+from edge.recognition.classify import WindowModel, classify_window
+from edge.recognition.job_worker import LATENCY_SAMPLES, JobWorker, percentile
+from edge.recognition.segmenter import Episode
+from edge.transport.publisher import MessageSink
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class SegmentWorker(JobWorker[Episode]):
 def classify_episode(model: WindowModel, episode: Episode, top_k: int) -> Segment:
     """One episode → its ``segment`` message body: the one path from an episode to a result.
 
-    The daemon's segment thread and ``slr-predict --segments`` (:mod:`edge.runtime.file_segments`)
+    The daemon's segment thread and ``slr-predict --segments`` (:mod:`edge.clips.file_segments`)
     both call this, so a file and the daemon fed the same file publish the same segments.
     ``latency_ms`` is measured up to the moment the message is built (it is sent right after).
     """

@@ -1,0 +1,165 @@
+"""A short clip answered as fast as its keypoints: ``slr-predict`` from a cold process vs bare keypoints.
+
+Side by side in one run, alternating rounds so the machine's background load hits every figure
+alike (medians reported):
+
+* **bare keypoints** — an initialised MediaPipe Holistic decodes and extracts every frame of the
+  clip on the shared whole-file path (:func:`edge.clips.keypoints.extract_clip`), nothing else:
+  the floor of what any answer can cost;
+* **slr-predict cold** — a new process, ``slr-predict CLIP --model M --json``, wall time from
+  start to exit (imports, MediaPipe's start, the ONNX session, extraction, inference);
+* **start-up steps** — in a new process: importing what slr-predict imports, opening (probing)
+  the clip, starting Holistic, and loading the model (checksum + ORT session), each timed alone.
+
+Without ``--model`` the seed-sized model is exported first (``--random-init slr-slovo
+--num-classes 1001``, ~100 MB fp32, untrained: timing only), as the issue measured.
+
+    python benchmarks/bench_clip.py [--model M.onnx] [--video CLIP] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.bench_daemon import SAMPLE  # noqa: E402
+from benchmarks.report import write_section  # noqa: E402
+
+#: The issue's target: slr-predict cold at most this multiple of the bare keypoints.
+COLD_TARGET = 1.30
+
+_STEPS = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from edge.camera.sources import open_source
+from edge.keypoints.holistic import HolisticExtractor
+from edge.recognition.inference import load_model
+from edge.recognition.classify import classify_clip
+t1 = time.perf_counter()
+source = open_source(sys.argv[2], warn_truncated=False)
+t2 = time.perf_counter()
+extractor = HolisticExtractor()
+t3 = time.perf_counter()
+model = load_model(sys.argv[1], threads=2)
+t4 = time.perf_counter()
+source.close(); extractor.close()
+steps = {"imports": t1 - t0, "open source": t2 - t1, "start Holistic": t3 - t2, "load model": t4 - t3}
+print(json.dumps(steps))
+"""
+
+
+def export_seed_model(out_dir: Path) -> Path:
+    """The seed-sized untrained model (the issue's yardstick)."""
+    path = out_dir / "seed.onnx"
+    subprocess.run(
+        [shutil.which("slr-export") or "slr-export", "--random-init", "slr-slovo", "--num-classes", "1001",
+         "-o", str(path), "--no-latency"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return path
+
+
+def bare_keypoints(video: Path, extractor: object) -> float:
+    """Seconds to decode and extract every frame with an initialised Holistic."""
+    from edge.camera.sources import open_source
+    from edge.clips.keypoints import extract_clip
+
+    start = time.perf_counter()
+    with open_source(str(video), warn_truncated=False) as source:
+        extract_clip(source, extractor)  # type: ignore[arg-type]
+    return time.perf_counter() - start
+
+
+def predict_cold(video: Path, model: Path) -> float:
+    """Wall seconds of ``slr-predict VIDEO --model M --json`` in a new process."""
+    start = time.perf_counter()
+    subprocess.run(
+        [shutil.which("slr-predict") or "slr-predict", str(video), "--model", str(model), "--json"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def startup_steps(video: Path, model: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _STEPS, str(model), str(video)], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, help="model to time (default: export the seed-sized one)")
+    parser.add_argument("--video", type=Path, default=SAMPLE, help="the clip (default: the 3.7 s sample)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    from edge.keypoints.holistic import HolisticExtractor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or export_seed_model(Path(tmp))
+        bare: list[float] = []
+        cold: list[float] = []
+        steps: dict[str, list[float]] = {}
+        with HolisticExtractor() as extractor:
+            bare_keypoints(args.video, extractor)  # warm the page cache and the graph
+            for round_ in range(args.rounds):
+                for name, seconds in startup_steps(args.video, model).items():
+                    steps.setdefault(name, []).append(seconds)
+                extractor.reset()
+                bare.append(bare_keypoints(args.video, extractor))
+                cold.append(predict_cold(args.video, model))
+                print(
+                    f"round {round_ + 1}: bare {bare[-1]:.2f} s, slr-predict cold {cold[-1]:.2f} s",
+                    flush=True,
+                )
+        size_mb = model.stat().st_size / 1e6
+
+    bare_s, cold_s = statistics.median(bare), statistics.median(cold)
+    ratio = cold_s / bare_s
+    verdict = "✓" if ratio <= COLD_TARGET else "✗"
+    lines = [
+        "## A short clip: `slr-predict` cold vs bare keypoints (`benchmarks/bench_clip.py`)",
+        "",
+        f"Clip `{args.video.name}`, model {model.name} ({size_mb:.0f} MB), {args.rounds} alternating rounds, "
+        "medians.",
+        "",
+        "| what | seconds | × bare keypoints |",
+        "| --- | ---: | ---: |",
+        f"| bare keypoints (initialised Holistic, decode + extract every frame) | {bare_s:.2f} | 1.00 |",
+        f"| `slr-predict` from a cold process | {cold_s:.2f} "
+        f"| **{ratio:.2f}** {verdict} (target ≤ {COLD_TARGET}) |",
+        "",
+        "Start-up steps, each timed alone in a new process (slr-predict overlaps the model's load with the "
+        "source's probing, MediaPipe's start and the extraction):",
+        "",
+        "| step | seconds (median) |",
+        "| --- | ---: |",
+        *(f"| {name} | {statistics.median(values):.2f} |" for name, values in steps.items()),
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("clip", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

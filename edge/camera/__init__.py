@@ -1,0 +1,1 @@
+"""The camera stage: video sources, the capture thread, JPEG frames, the motion gate, decode-ahead."""

@@ -1,0 +1,1 @@
+"""The ``slr-edge run`` daemon: orchestrates camera → keypoints → recognition → transport."""

@@ -1,0 +1,1 @@
+"""The keypoint stage: MediaPipe Holistic extraction, the rolling keypoint buffer, resampling."""

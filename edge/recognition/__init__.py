@@ -1,0 +1,1 @@
+"""The recognition stage: the ONNX model, window classification, sign decisions, episodes, model threads."""

@@ -1,0 +1,1 @@
+"""The transport stage: ZeroMQ publisher and subscriber, CURVE keys, on-demand subscriptions."""
