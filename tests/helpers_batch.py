@@ -26,7 +26,7 @@ TARGETS = {
     "slr-train": ("model_src.train:main", "train"),
     "slr-export": ("export.cli:main", "train"),
     "slr-edge": ("edge.commands.edge_cli:_main", "edge"),
-    "slr-predict": ("edge.commands.predict:_main", "edge"),
+    "slr-predict": ("edge.commands.predict:command", "edge"),
 }
 
 

@@ -18,11 +18,12 @@ import numpy as np
 from edge.camera.frame import Frame
 from edge.camera.sources import open_source
 from edge.contract.layout import RIGHT_HAND, empty_frame
-from edge.contract.protocol import Segment, validate
+from edge.contract.protocol import Segment
 from edge.daemon.config import DaemonConfig
 from edge.daemon.daemon import Daemon
 from edge.recognition.inference import EdgeModel
 from edge.recognition.inference_worker import WindowJob
+from tests.helpers_schema import validate
 
 HANG_GUARD_S = 900.0
 FPS = 30.0

@@ -247,3 +247,22 @@ def clip_gap_clip(sample: Path, out: Path) -> Path:
         *("-movflags", "+faststart", str(out)),
     )
     return out
+
+
+def browser_style_webm(out: Path, live: bool = False, seconds: float = 3.0) -> Path:
+    """A WebM as a browser's MediaRecorder writes it: VP8, 1 ms time base, jittered frame times and
+    no frame rate (no DefaultDuration), so OpenCV reports 1000 frames/s and a "frame count" of
+    duration x 1000. ``live``: no duration either (the muxer's live mode, like a stream)."""
+    ffmpeg(
+        *("-f", "lavfi", "-i", f"testsrc=size=320x240:rate=30:duration={seconds}"),
+        *("-vf", "settb=1/1000,setpts='(N/30+random(0)*0.02)/TB'", "-fps_mode", "vfr"),
+        *("-enc_time_base", "1:1000", "-c:v", "libvpx", "-b:v", "300k", "-live", "1" if live else "0"),
+        str(out),
+    )
+    data = out.read_bytes()
+    at = data.find(b"\x23\xe3\x83")  # the track's DefaultDuration element: ID, 1-byte size, value
+    assert at > 0, "ffmpeg wrote no DefaultDuration to remove"
+    total = 4 + (data[at + 3] & 0x7F)
+    void = b"\xec" + bytes([0x80 | (total - 2)]) + b"\0" * (total - 2)  # a Void element, same length
+    out.write_bytes(data[:at] + void + data[at + total :])
+    return out

@@ -22,8 +22,8 @@ import pytest
 import zmq
 
 from edge.contract.layout import has_hands
-from edge.contract.protocol import validate
 from edge.transport.subscriber import Subscriber
+from tests.helpers_schema import validate
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD_S = 120.0

@@ -44,8 +44,8 @@ from deploy_support import (
     wheelhouse,
 )
 
-from edge.contract.protocol import validate
 from edge.transport.subscriber import Subscriber
+from tests.helpers_schema import validate
 
 pytestmark = pytest.mark.deploy
 

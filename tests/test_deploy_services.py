@@ -32,7 +32,7 @@ import pytest
 from deploy_support import BootedContainer, installed_rootfs, run
 from helpers_mqtt import PASSWORD, USER, Broker, Recorder
 
-from edge.contract.protocol import validate
+from tests.helpers_schema import validate
 
 pytestmark = pytest.mark.deploy
 

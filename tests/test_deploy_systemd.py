@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 from deploy_support import BootedContainer, dir_size_mb, free_port, installed_rootfs, make_clip, run
 
-from edge.contract.protocol import validate
 from edge.transport.subscriber import Subscriber
 from edge.util.journal import NATIVE_NOISE
+from tests.helpers_schema import validate
 
 pytestmark = pytest.mark.deploy
 

@@ -25,8 +25,8 @@ import pytest
 import zmq
 from test_daemon import HANG_GUARD_S, REPO, free_endpoint, start_daemon
 
-from edge.contract.protocol import validate
 from edge.transport.subscriber import Subscriber
+from tests.helpers_schema import validate
 
 #: A signal must end the daemon well before this in every state (the target is 2 s; FFmpeg's
 #: default timeouts made it 26-30 s). Generous because the test machine is heavily shared.

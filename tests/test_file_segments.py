@@ -24,8 +24,8 @@ import webvtt
 from conftest import assert_same_top_k
 from helpers_speech import assert_speech, free_endpoint, start_speak, summary, wavs
 
-from edge.contract.protocol import validate
 from edge.transport.subscriber import Subscriber
+from tests.helpers_schema import validate
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD_S = 900

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,90 @@ class CliCorpus:
         )
         self.out = root / "out"
         self.out.mkdir()
+        self.mqtt_configs = _mqtt_configs(root / "mqtt")
+        s = root / "subtitles"
+        s.mkdir()
+        (s / "precious.txt").write_text("keep me\n")
+        (s / "link.srt").symlink_to(s / "precious.txt")
+        (s / "dangling.vtt").symlink_to(s / "nowhere.vtt")
+        (s / "alias").symlink_to(s)
+        self.subtitles = s
+
+
+def _mqtt_configs(d: Path) -> dict[str, Path]:
+    """``[mqtt]`` tables that exited 1, hung, printed a secret or were accepted (issue 28)."""
+    d.mkdir()
+    huge = d / "huge.password"
+    with huge.open("wb") as handle:
+        handle.truncate(64 << 20)  # one 64 MiB line
+    long_pw = d / "long.password"
+    long_pw.write_bytes(b"p" * 70_000 + b"\n")
+    bodies = {
+        "broker-query-password": f'broker = "mqtt://127.0.0.1:1883/?password={SECRET}"',
+        "broker-fragment-token": f'broker = "mqtt://127.0.0.1#token={SECRET}"',
+        "broker-api-key": f'broker = "mqtts://127.0.0.1/?api_key={SECRET}"',
+        "broker-userinfo": f'broker = "mqtt://u:{SECRET}@127.0.0.1"',
+        "broker-ipv6-open": 'broker = "mqtt://[::1:48002"',
+        "broker-ipv6-bad": 'broker = "mqtt://[zz::1]"',
+        "broker-port-0": 'broker = "mqtt://127.0.0.1:0"',
+        "broker-port-99999": 'broker = "mqtt://127.0.0.1:99999"',
+        "endpoint-port-99999": 'endpoint = "tcp://127.0.0.1:99999"',
+        "endpoint-port-0": 'endpoint = "tcp://127.0.0.1:0"',
+        "endpoint-ipv6-open": 'endpoint = "tcp://[::1:5556"',
+        "password-file-64mib": f'username = "u"\npassword_file = "{huge}"',
+        "password-file-dev-zero": 'username = "u"\npassword_file = "/dev/zero"',
+        "password-over-65535": f'username = "u"\npassword_file = "{long_pw}"',
+        "username-over-65535": 'username = "' + "u" * 70_000 + '"',
+        "username-nul": 'username = "a\\u0000b"',
+    }
+    configs = {}
+    for name, body in bodies.items():
+        path = d / f"{name}.toml"
+        path.write_text(f"[mqtt]\n{body}\n", encoding="utf-8")
+        configs[name] = path
+    return configs
+
+
+def build_subscriber_cases(c: CliCorpus) -> list[Case]:
+    """slr-mqtt configs, slr-speak and slr-predict --srt/--vtt outputs (issue 28)."""
+    cases = [
+        Case(f"mqtt/{name}", [_cmd("slr-mqtt"), "--config", str(path)], 2, stderr_has="error", timeout=120)
+        for name, path in c.mqtt_configs.items()
+    ]
+    for name, to_dir in {
+        "component-300": "d" * 300,
+        "nested-300": "d" * 300 + "/x",
+        "cyrillic": "я" * 200,
+    }.items():
+        cases.append(
+            Case(f"speak/to-dir-{name}", [_cmd("slr-speak"), "--to-dir", str(c.out / to_dir)], 2, timeout=120)
+        )
+    s, model, video = c.subtitles, str(c.model), str(c.sample)
+    predict = [_cmd("slr-predict"), video, "--model", model]
+    outputs = {
+        "symlink-to-file": ["--srt", str(s / "link.srt")],
+        "symlink-dangling": ["--vtt", str(s / "dangling.vtt")],
+        "alias-directory": ["--srt", str(s / "x.txt"), "--vtt", str(s / "alias" / "x.txt")],
+        "name-300": ["--srt", str(s / ("n" * 300 + ".srt"))],
+        "name-252": ["--vtt", str(s / ("n" * 248 + ".vtt"))],
+        "dir-300": ["--srt", str(s / ("d" * 300) / "x.srt")],
+    }
+    for name, flags in outputs.items():
+        cases.append(
+            Case(
+                f"predict/subtitles-{name}", [*predict, *flags], 2, stderr_has="error",
+                absent=[s / "x.txt", s / "nowhere.vtt"], check=_subtitles_untouched(s),
+            )
+        )  # fmt: skip
+    return cases
+
+
+def _subtitles_untouched(s: Path) -> Callable[[], None]:
+    def check() -> None:
+        assert (s / "link.srt").is_symlink() and (s / "dangling.vtt").is_symlink()
+        assert (s / "precious.txt").read_text() == "keep me\n"
+
+    return check
 
 
 def build_cli_cases(c: CliCorpus) -> list[Case]:
@@ -212,6 +297,7 @@ def build_cli_cases(c: CliCorpus) -> list[Case]:
     # Decompression bombs: refused before a frame is decoded at that size.
     add(Case("predict/bomb", [_cmd("slr-predict"), str(c.bomb), "--model", good], 2, stderr_has="exceed"))
     add(Case("run/source-bomb", [*run, "--model", good, "--source", str(c.bomb)], 2, stderr_has="exceed"))
+    cases += build_subscriber_cases(c)
     add(
         Case(
             "run/source-bomb-small-cap",

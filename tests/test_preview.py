@@ -19,11 +19,12 @@ import pytest
 import zmq
 
 from edge.contract.layout import LEFT_HAND, empty_frame
-from edge.contract.protocol import TOPICS, SignEvent, validate
+from edge.contract.protocol import TOPICS, SignEvent
 from edge.daemon.preview import MAX_SIDE, PreviewWorker, encode_preview, keypoint_groups
 from edge.transport.publisher import Publisher
 from edge.transport.subscriber import Subscriber
 from edge.transport.subscriptions import SubscriptionRouter
+from tests.helpers_schema import validate
 
 
 def test_router_maps_prefixes_to_broadcast_topics_only() -> None:

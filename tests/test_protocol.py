@@ -31,9 +31,9 @@ from edge.contract.protocol import (
     encode,
     envelope,
     load_schema,
-    validate,
 )
 from edge.contract.wire import Dropped, Received, SchemaChecker, check_payload, decode_message
+from tests.helpers_schema import validate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

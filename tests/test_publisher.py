@@ -10,10 +10,11 @@ import pytest
 import zmq
 import zmq.auth
 
-from edge.contract.protocol import SCHEMA_VERSION, ProtocolError, SignEvent, validate
+from edge.contract.protocol import SCHEMA_VERSION, ProtocolError, SignEvent
 from edge.transport.keys import KeyFileError
 from edge.transport.publisher import Publisher, is_loopback
 from edge.transport.subscriber import Subscriber
+from tests.helpers_schema import validate
 
 ANY_PORT = "tcp://127.0.0.1:0"
 # Generous bound on waiting for a TCP connection on loopback; the tests never assert on time.

@@ -34,8 +34,8 @@ from helpers_daemon import (
 from edge.camera.frame import Frame
 from edge.camera.sources import open_source
 from edge.contract.layout import has_hands
-from edge.contract.protocol import validate
 from edge.recognition.inference import EdgeModel, load_model
+from tests.helpers_schema import validate
 
 REPO = Path(__file__).resolve().parents[1]
 

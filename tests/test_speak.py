@@ -89,9 +89,30 @@ def test_validation_and_what_is_spoken() -> None:
     sign = envelope("sign", sign_body("да\x07", 0.7), seq=1, ts=1.0)
     assert invalid_reason("sign", sign) is None and utterance_of("sign", sign, 0.5).text == "да"  # type: ignore[union-attr]
     broken = dict(message, top_k=[{"label": "x", "index": 0, "prob": 7}])
-    assert "top_k/0/prob" in (invalid_reason("segment", broken) or "")
+    assert "top_k[0].prob" in (invalid_reason("segment", broken) or "")
     assert invalid_reason("segment", {**message, "v": 2}) is not None
     assert invalid_reason("segment", {k: v for k, v in message.items() if k != "model"}) is not None
+
+
+@pytest.mark.parametrize(
+    ("topic", "field", "value"),
+    [
+        ("sign", "v", 1.0),
+        ("sign", "seq", 5.0),
+        ("sign", "index", 7.0),
+        ("sign", "windows", 3.0),
+        ("segment", "frames", 30.0),
+        ("segment", "hand_frames", 2.0),
+        ("segment", "seq", True),
+    ],
+)
+def test_the_one_wire_check_integers_are_json_integers(topic: str, field: str, value: object) -> None:
+    """slr-speak checks with edge.contract.wire like every subscriber (issue 26): its own jsonschema
+    validator accepted ``"seq": 5.0``; the wire check refuses a float where the schema says integer."""
+    body = segment_body("привет", 0.9) if topic == "segment" else sign_body("привет", 0.9)
+    message = envelope(topic, body, seq=3, ts=1.0)
+    assert invalid_reason(topic, message) is None
+    assert invalid_reason(topic, {**message, field: value}) is not None
 
 
 def test_engine_takes_the_text_on_stdin_never_as_an_option(tmp_path: Path) -> None:

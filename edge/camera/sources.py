@@ -145,13 +145,22 @@ class VideoSource:
         self.is_live = is_live
         self._loop = loop and not is_live
         count = 0.0 if is_live else float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
-        #: Frames the file's container declares (None: live, or not declared); see :meth:`truncation`.
-        self.expected_frames: int | None = int(count) if 0.0 < count < 1e9 else None
-        self._warn_truncated = warn_truncated
-        self._decoded_in_pass = 0  # frames decoded since the file (re)started
-        self._truncation: str | None = None
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps: float | None = fps if 0.0 < fps < 1000.0 else None
+        #: Seconds the file's container declares (None: live, or not declared). OpenCV's frame count
+        #: is this duration times the stream's rate, so the duration survives a bogus rate.
+        self.declared_duration_s: float | None = (
+            count / fps if 0.0 < count < 1e9 and 0.0 < fps < 1e6 else None
+        )
+        #: Frames the file's container declares (None: live, not declared, or only a guess); see
+        #: :meth:`truncation`. A stream without a frame rate (a browser's MediaRecorder WebM: variable
+        #: rate, 1 ms time base, so OpenCV reports 1000 frames/s) declares a count of duration x 1000,
+        #: which is no frame count at all.
+        self.expected_frames: int | None = int(count) if 0.0 < count < 1e9 and self.fps is not None else None
+        self._warn_truncated = warn_truncated
+        self._decoded_in_pass = 0  # frames decoded since the file (re)started
+        self._pass_end_s: float | None = None  # where the last decoded frame of this pass ends (pts)
+        self._truncation: str | None = None
         self._period = 1.0 / self.fps if self.fps else 1.0 / 30.0
         self._index = 0
         self._loop_offset = 0.0  # seconds added to pts after each restart
@@ -203,9 +212,12 @@ class VideoSource:
         """After the end of a file: why it is incomplete (one line), or None if it is whole.
 
         A file cut short (a copy interrupted, a faststart mp4 or mkv whose header survived) decodes
-        a prefix and then ends as if it were complete. Its container still declares the full frame
-        count, so a decode that ends more than :data:`TRUNCATION_SLACK` short of it is reported
-        here (``slr-extract`` fails the video, ``slr-predict`` and the daemon warn).
+        a prefix and then ends as if it were complete. Its container still declares the full length,
+        so a decode that ends more than :data:`TRUNCATION_SLACK` short of it is reported here
+        (``slr-extract`` fails the video, ``slr-predict`` and the daemon warn). The length compared
+        is the declared *duration* against the decoded frames' timestamps where both are known: a
+        frame count is duration x rate, and a variable-rate file (every browser recording) has no
+        honest rate. Only without timestamps are frame counts compared.
         """
         return self._truncation
 
@@ -284,16 +296,27 @@ class VideoSource:
             ts = self._loop_offset + (pos_ms / 1000.0 if pos_ms >= 0 else self._index * self._period)
             if ts <= self._last_ts:  # containers with missing/odd pts: never let time go backwards
                 ts = self._last_ts + self._period
+            self._pass_end_s = pos_ms / 1000.0 + self._period if pos_ms >= 0 else None
         self._last_ts = ts
         return ts, self._index, grabbed_at
 
     def _file_ended(self) -> None:
         decoded, expected = self._decoded_in_pass, self.expected_frames
-        if expected is None or self._truncation is not None:
+        duration, end = self.declared_duration_s, self._pass_end_s
+        if self._truncation is not None:
             return
-        if decoded < expected - max(2, math.ceil(TRUNCATION_SLACK * expected)):
+        if duration is not None and end is not None:
+            short = end < duration - max(2 * self._period, TRUNCATION_SLACK * duration)
+            seconds = f" ({end:.1f} s of {duration:.1f} s)"
+        elif expected is not None:
+            short = decoded < expected - max(2, math.ceil(TRUNCATION_SLACK * expected))
+            seconds = ""
+        else:
+            return
+        if short:
+            declared = f"the {expected} frames" if expected is not None else "the length"
             self._truncation = (
-                f"video {self.name!r} is incomplete: decoded {decoded} of the {expected} frames "
+                f"video {self.name!r} is incomplete: decoded {decoded} of {declared}{seconds} "
                 "its container declares (truncated or damaged file?)"
             )
             if self._warn_truncated:

@@ -240,11 +240,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``slr-predict``."""
-    return scaffold.run("slr-predict", _main, argv)
+    """Entry point of ``slr-predict`` (``python -m``; the console script is ``scaffold.slr_predict``)."""
+    return scaffold.run("slr-predict", command, argv, stop_signals=True)
 
 
-def _main(argv: list[str] | None) -> int:
+def command(argv: list[str] | None) -> int:
+    """The command itself, inside :func:`edge.commands.scaffold.run`."""
     args = build_parser().parse_args(argv)
     from edge.camera.frame import SourceError
     from edge.keypoints.holistic import ExtractorError

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,21 +94,24 @@ def _options(args: argparse.Namespace) -> SegmentOptions:
 
 
 def _check_outputs(args: argparse.Namespace) -> list[Path]:
-    """Refuse, before any work, subtitle paths that cannot be written or would destroy the input."""
-    outputs = [Path(p) for p in (args.srt, args.vtt) if p is not None]
-    if len(outputs) == 2 and os.path.abspath(outputs[0]) == os.path.abspath(outputs[1]):
-        raise ValueError("--srt and --vtt name the same file")
-    for path in outputs:
-        if path.is_dir():
-            raise ValueError(f"subtitle output {str(path)!r} is a directory")
-        if path.exists() and not path.is_file():
-            raise ValueError(f"subtitle output {str(path)!r} exists and is not a regular file")
-        if path.exists() and os.path.samefile(path, args.video):
+    """Refuse, before any work, subtitle paths that cannot be written or would destroy the input.
+
+    :func:`edge.util.files.output_file_problem` for each (symlinks refused, names too long, ...),
+    then no two of the outputs and the input may resolve to one file.
+    """
+    from edge.util.files import output_file_problem, same_output_problem
+
+    named = {flag: Path(p) for flag, p in (("--srt", args.srt), ("--vtt", args.vtt)) if p is not None}
+    for flag, path in named.items():
+        problem = output_file_problem(path, f"subtitles ({flag})")
+        if problem is not None:
+            raise ValueError(problem)
+        if same_output_problem({flag: path, "the input": args.video}) is not None:
             raise ValueError(f"subtitle output {str(path)!r} is the input video")
-        parent = path.parent if str(path.parent) else Path(".")
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise ValueError(f"cannot write subtitles into {str(parent)!r} (missing or not writable)")
-    return outputs
+    problem = same_output_problem(named)
+    if problem is not None:
+        raise ValueError(problem)
+    return list(named.values())
 
 
 def run_segments(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ Exit status: 0 after ``--count`` utterances or on Ctrl-C/SIGTERM (a summary line
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.commands.scaffold import EXIT_OK, EXIT_USAGE, add_version, interrupt_on_signals, run
-from edge.speech.engine import DEFAULT_RATE, DEFAULT_VOICE, EngineError, EspeakEngine
+from edge.speech.engine import BINARY, DEFAULT_RATE, DEFAULT_VOICE, EngineError, EspeakEngine
 from edge.speech.queue import SpeechQueue
 from edge.speech.utterances import SPOKEN_TOPICS, Utterance, invalid_reason, utterance_of
 from edge.util.logs import ThrottledLog
@@ -145,6 +146,7 @@ class Speaker(threading.Thread):
         self._throttled = ThrottledLog(log)
 
     def run(self) -> None:
+        from edge.speech.wav import wav_problem
         from edge.util.files import replaced_on_success
 
         while not self.stopping.is_set():
@@ -159,6 +161,9 @@ class Speaker(threading.Thread):
                     path = self.namer.next()
                     with replaced_on_success(path) as tmp:
                         self.engine.say(utterance.text, wav=tmp)
+                        problem = wav_problem(tmp)  # espeak-ng exits 0 on a full disk
+                        if problem is not None:
+                            raise EngineError(f"{BINARY} failed on {path.name}: {problem}")
                     where = str(path)
             except (EngineError, OSError) as exc:
                 self.counters.failed += 1
@@ -166,8 +171,15 @@ class Speaker(threading.Thread):
                     self._throttled(logging.WARNING, "engine", "%s", exc)
                 continue
             self.counters.spoken += 1
-            if not self.quiet:
-                log.info("%s %s (%.2f): %s", utterance.topic, utterance.seq, utterance.prob, where)
+            if not self.quiet:  # the words too: the log says what a listener heard
+                log.info(
+                    "%s %s (%.2f) %s: %s",
+                    utterance.topic,
+                    utterance.seq,
+                    utterance.prob,
+                    json.dumps(utterance.text, ensure_ascii=False),
+                    where,
+                )
 
 
 def _receive(
@@ -204,11 +216,12 @@ def _receive(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``slr-speak``."""
-    return run("slr-speak", _main, argv)
+    """Entry point of ``slr-speak`` (``python -m``); SIGTERM and Ctrl-C end it with 0 from here on."""
+    return run("slr-speak", command, argv, stop_signals=True, interrupted=EXIT_OK)
 
 
-def _main(argv: list[str] | None) -> int:
+def command(argv: list[str] | None) -> int:
+    """The command, inside :func:`edge.commands.scaffold.run` (console script: ``scaffold.slr_speak``)."""
     import zmq
 
     from edge.commands.listen import open_subscriber

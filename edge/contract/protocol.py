@@ -15,8 +15,8 @@ so the daemon builds only the body with :class:`Prediction`, :class:`SignEvent`,
 :class:`Status` or :class:`Preview`.
 
 Subscribers check what they receive with :func:`edge.contract.wire.decode_message` (framing,
-size, JSON, version and the schemas, without ``jsonschema``). ``jsonschema`` is a dev dependency:
-:func:`validate` imports it lazily, for tests, so the device never needs it.
+size, JSON, version and the schemas, without ``jsonschema``): one check for every subscriber.
+``jsonschema`` is a dev dependency: the tests compare that check with it (``tests/helpers_schema.py``).
 """
 
 from __future__ import annotations
@@ -380,18 +380,3 @@ def _schema_text(topic: str) -> str:
 def load_schema(topic: str) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) for ``topic``, read from the package data; a fresh copy."""
     return json.loads(_schema_text(check_topic(topic)))
-
-
-def validate(topic: str, payload: Mapping[str, Any]) -> None:
-    """Raise ``jsonschema.ValidationError`` if ``payload`` breaks the ``topic`` schema.
-
-    Needs ``jsonschema`` (dev extra); meant for tests and debugging, never for the daemon's hot path.
-    """
-    try:
-        import jsonschema
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError("validate() needs jsonschema: pip install 'slovo-edge[dev]'") from exc
-    schema = load_schema(topic)
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    validator.validate(dict(payload))

@@ -1,14 +1,22 @@
 """What ``slr-mqtt`` does with each daemon message: validate, then forward, keep or drop.
 
-Every ZeroMQ message is checked against the protocol's JSON Schemas (``edge/contract/schemas``)
-before anything is published: a message that fails is dropped, counted and logged (throttled),
-and the bridge goes on. Valid ``sign`` and ``segment`` messages go through the :class:`Outbox`
-(kept while the broker is away), ``status`` replaces the retained status, ``prediction`` is
-forwarded only with ``forward_prediction`` and never queued.
+Every ZeroMQ message is checked by the one received-message check every subscriber uses
+(:func:`edge.contract.wire.check_payload`: the schemas in ``edge/contract/schemas``, compiled once,
+integers that must be JSON integers) before anything is published: a message that fails is
+dropped, counted and logged (throttled), and the bridge goes on. Valid ``sign`` and ``segment``
+messages go through the :class:`Outbox` (kept while the broker is away), ``status`` replaces the
+retained status, ``prediction`` is forwarded only with ``forward_prediction`` and never queued.
 
 The daemon publishes ``status`` every ``status_interval_s`` (1 s); with none for
-``daemon_timeout_s`` it counts as gone: ``available`` turns ``offline`` and the ``bridge`` topic
-says ``"daemon": "offline"``, until the next status arrives.
+``daemon_timeout_s`` it counts as gone: ``available`` turns ``offline`` until the next status
+arrives. ``available`` is the one statement of liveness, because it is the only topic the broker
+rewrites when the bridge dies (the last will): the retained ``bridge`` counters carry facts that
+stay true after a kill (when the last status arrived), never "the daemon is online".
+
+Counters: ``forwarded`` counts what reached the broker (acknowledged at QoS 1/2, written at QoS 0),
+not what was accepted, so a refused connection forwards nothing; ``lost`` counts the gaps in the
+daemon's per-topic ``seq`` (messages that ZeroMQ dropped before the bridge saw them, when it could
+not keep up), ``dropped`` what the outbox let go to stay within its bounds.
 """
 
 from __future__ import annotations
@@ -21,10 +29,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import jsonschema
-
 from edge import __version__
-from edge.contract.protocol import TOPIC_PREDICTION, TOPIC_STATUS, encode, validate
+from edge.contract.protocol import TOPIC_PREDICTION, TOPIC_STATUS, ProtocolError, encode
+from edge.contract.wire import Dropped, check_payload
 from edge.mqtt.outbox import Outbox, Outgoing
 from edge.mqtt.topics import OFFLINE, ONLINE, Topics, discovery_messages
 from edge.util.logs import ThrottledLog, error_line
@@ -58,9 +65,13 @@ class Bridge:
         self.status: bytes | None = None
         self._status_at: float | None = None
         self.daemon_alive = False
-        self.forwarded: Counter[str] = Counter()
+        self._published: Counter[str] = Counter()  # state messages handed to the connection
         self._lock = threading.Lock()  # counters are read by the MQTT thread's announcements
         self.invalid = 0
+        #: Messages missing from the daemon's ``seq`` per topic (dropped before they reached us).
+        self.lost = 0
+        self._last_seq: dict[str, int] = {}
+        self._status_ts: float | None = None
         self._stats_sent: tuple[Any, ...] | None = None
         self._stats_at = -1e9
         self._throttled = ThrottledLog(log, every_s=30.0)
@@ -69,21 +80,24 @@ class Bridge:
 
     def handle(self, topic: str, payload: Mapping[str, Any]) -> bool:
         """One decoded daemon message; False if it broke its schema (dropped and counted)."""
-        try:
-            validate(topic, payload)
-            body = encode(topic, payload)[1]
-        except (jsonschema.ValidationError, ValueError) as exc:
-            self.reject(f"{topic} message breaks the protocol schema: {error_line(exc)}")
+        checked = check_payload(topic, payload)
+        if isinstance(checked, Dropped):
+            self.reject(checked.detail)
             return False
-        with self._lock:
-            self.forwarded[topic] += 1
+        try:
+            body = encode(topic, payload)[1]
+        except ProtocolError as exc:  # decoded from JSON, so only a bug could get here
+            self.reject(f"{topic} message cannot be encoded again: {error_line(exc)}")
+            return False
+        self._count_gap(topic, payload["seq"])
         if topic == TOPIC_STATUS:
             self.status = body
             self._status_at = self._clock()
-            self._publish(Outgoing(self.topics.of(topic), body, self.qos, retain=True))
+            self._status_ts = payload["ts"]
+            self._publish(Outgoing(self.topics.of(topic), body, self.qos, retain=True), topic)
             self._set_daemon_alive(True)
         elif topic == TOPIC_PREDICTION:
-            self._publish(Outgoing(self.topics.of(topic), body, 0))
+            self._publish(Outgoing(self.topics.of(topic), body, 0), topic)
         else:
             if self.outbox.put(Outgoing(self.topics.of(topic), body, self.qos)):
                 self._throttled(
@@ -93,8 +107,34 @@ class Bridge:
                     self.outbox.bound,
                 )
             if self.link is not None:
-                self.link.pump()
+                self.link.pump(idle_only=True)
         return True
+
+    def _count_gap(self, topic: str, seq: int) -> None:
+        last = self._last_seq.get(topic)
+        self._last_seq[topic] = seq
+        if last is not None and seq > last + 1:
+            with self._lock:
+                self.lost += seq - last - 1
+        # seq <= last: the daemon restarted (its counters start again) or a stray duplicate
+
+    @property
+    def forwarded(self) -> dict[str, int]:
+        """Messages per protocol topic that reached the broker (events acknowledged, state sent)."""
+        with self._lock:
+            counts = Counter(self._published)
+        for mqtt_topic, n in self.outbox.acknowledged_counts().items():
+            counts[mqtt_topic.rsplit("/", 1)[-1]] += n
+        return dict(sorted(counts.items()))
+
+    def summary(self) -> str:
+        """The exit line's counters, in words."""
+        forwarded = self.forwarded
+        shown = ", ".join(f"{n} {topic}" for topic, n in forwarded.items()) or "nothing"
+        return (
+            f"forwarded {shown}; {self.invalid} invalid, {self.lost} lost before the bridge, "
+            f"{self.outbox.dropped} dropped from the queue, {len(self.outbox)} not delivered"
+        )
 
     def reject(self, why: str) -> None:
         """A message that could not be used (undecodable or off-schema): count it, log it (throttled)."""
@@ -132,22 +172,27 @@ class Bridge:
         return Outgoing(self.topics.available, (ONLINE if self.daemon_alive else OFFLINE).encode(), 1, True)
 
     def _stats_key(self) -> tuple[Any, ...]:
-        with self._lock:
-            forwarded = tuple(sorted(self.forwarded.items()))
-        return (self.daemon_alive, forwarded, self.invalid, self.outbox.dropped)
+        return (
+            tuple(self.forwarded.items()),
+            self.invalid,
+            self.lost,
+            self.outbox.dropped,
+            self.outbox.counts(),
+            self._status_ts,
+        )
 
     def stats_message(self) -> Outgoing:
-        """The ``bridge`` topic: the bridge's own counters (retained)."""
+        """The ``bridge`` topic: the bridge's own counters (retained; nothing in it claims liveness)."""
         waiting, inflight = self.outbox.counts()
-        with self._lock:
-            forwarded = dict(self.forwarded)
         stats = {
-            "daemon": ONLINE if self.daemon_alive else OFFLINE,
-            "forwarded": forwarded,
+            "forwarded": self.forwarded,
             "invalid": self.invalid,
+            "lost": self.lost,
             "dropped": self.outbox.dropped,
             "queued": waiting + inflight,
             "queue_size": self.outbox.bound,
+            "queue_bytes": self.outbox.max_bytes,
+            "last_status_ts": self._status_ts,
             "version": __version__,
             "ts": round(time.time(), 3),
         }
@@ -160,7 +205,7 @@ class Bridge:
         if self.discovery:
             out += [
                 Outgoing(t, body.encode(), 1, True)
-                for t, body in discovery_messages(self.topics, __version__)
+                for t, body in discovery_messages(self.topics, __version__, self.qos)
             ]
         if self.status is not None:
             out.append(Outgoing(self.topics.of(TOPIC_STATUS), self.status, self.qos, True))
@@ -168,5 +213,13 @@ class Bridge:
         out.append(self.availability())  # last: Home Assistant sees the configs before the device is up
         return out
 
-    def _publish(self, item: Outgoing) -> bool:
-        return self.link is not None and bool(self.link.publish(item))
+    def farewell(self) -> list[Outgoing]:
+        """What a clean stop publishes before ``offline``: the final counters."""
+        return [self.stats_message()]
+
+    def _publish(self, item: Outgoing, counted: str | None = None) -> bool:
+        sent = self.link is not None and bool(self.link.publish(item))
+        if sent and counted is not None:
+            with self._lock:
+                self._published[counted] += 1
+        return sent

@@ -24,13 +24,17 @@ from urllib.parse import urlsplit
 
 from edge.transport.publisher import DEFAULT_ENDPOINT
 from edge.util import settings
-from edge.util.files import read_regular_file
+from edge.util.files import read_small_regular_file
 from edge.util.settings import ConfigError, setting
 
 ENV_PREFIX = "SLR_MQTT_"
 TABLE = "mqtt"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+#: MQTT 3.1.1 strings (user name, password) are a 2-byte length and at most this many UTF-8 bytes.
+MAX_MQTT_STRING_BYTES = 65_535
+#: Largest password file read: one MQTT string, its line end and some room for trailing lines.
+MAX_PASSWORD_FILE_BYTES = 1 << 17
 #: What MQTT topic levels and Home Assistant ids may contain here: no wildcards, separators or spaces.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,7}$")
@@ -55,6 +59,10 @@ class MqttConfig:
     queue_size: int = setting(
         1000, "sign/segment messages kept while the broker is away; beyond, the oldest are dropped",
         ge=2, le=1_000_000, metavar="N",
+    )  # fmt: skip
+    queue_bytes: int = setting(
+        16 << 20, "payload bytes of sign/segment messages kept (a message may be up to 1 MiB); "
+        "beyond, the oldest are dropped", ge=2 << 20, le=1 << 30, metavar="BYTES",
     )  # fmt: skip
     discovery: bool = setting(True, "publish Home Assistant discovery configs (retained)")
     discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix", metavar="PREFIX")
@@ -155,6 +163,7 @@ def load(
     if len(client_id.encode("utf-8")) > 128 or any(ch in client_id for ch in "\0\n"):
         raise ConfigError("client_id must be at most 128 bytes of text")
     endpoint = config.endpoint or daemon_endpoint or DEFAULT_ENDPOINT
+    check_daemon_endpoint(endpoint)
     if (config.curve_server_key is None) != (config.curve_client_key is None):
         raise ConfigError("curve_server_key and curve_client_key must be given together")
     config = replace(config, device_id=device_id, client_id=client_id, endpoint=endpoint)
@@ -162,27 +171,71 @@ def load(
 
 
 def broker_from(config: MqttConfig) -> Broker:
-    """Parse the URL, build the TLS context (checks the files) and read the password file."""
+    """Parse the URL, build the TLS context (checks the files) and read the password file.
+
+    Every message about the URL shows it through :func:`edge.util.settings.shown_value`: a URL that
+    carries a secret (``?password=``, ``#token=``) is refused without printing it.
+    """
     url = config.broker.strip()
-    parts = urlsplit(url)
+    shown = settings.shown_value(url)  # redacted and cut short
+    usage = f"broker must be an mqtt://HOST[:PORT] or mqtts://HOST[:PORT] URL, got {shown}"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port  # both raise ValueError on a bad host or port
+    except ValueError:
+        raise ConfigError(f"broker URL has a bad host or port: {shown}") from None
     if parts.scheme not in DEFAULT_PORTS:
-        raise ConfigError("broker must be an mqtt://HOST[:PORT] or mqtts://HOST[:PORT] URL")
+        raise ConfigError(usage)
     if "@" in parts.netloc:  # never echo it: it may hold a password
         raise ConfigError("broker URL must not contain a user or password (use username and password_file)")
-    try:
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
-    except ValueError:
-        raise ConfigError(f"broker URL has a bad port: {url!r}") from None
-    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(f"broker must be an mqtt://HOST[:PORT] or mqtts://HOST[:PORT] URL, got {url!r}")
+    if not host or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(usage)
+    if port is None:
+        port = DEFAULT_PORTS[parts.scheme]
+    elif not 1 <= port <= 65535:
+        raise ConfigError(f"broker URL has a bad port (1-65535): {shown}")
     tls_files = (config.ca_file, config.cert_file, config.key_file)
     if parts.scheme == "mqtt" and any(tls_files):
         raise ConfigError("ca_file, cert_file and key_file need an mqtts:// broker URL")
     tls = tls_context(config) if parts.scheme == "mqtts" else None
+    username = config.username or None
+    if username is not None:
+        check_mqtt_string("username", username)
     password = read_password(config.password_file) if config.password_file else None
-    if password is not None and not config.username:
+    if password is not None and not username:
         raise ConfigError("password_file needs username")
-    return Broker(parts.hostname, port, tls, config.username or None, password)
+    return Broker(host, port, tls, username, password)
+
+
+def check_mqtt_string(name: str, value: str) -> None:
+    """An MQTT 3.1.1 UTF-8 string field: at most 65,535 bytes, no NUL (the value itself never shown).
+
+    paho would fail on a longer one only when it builds the CONNECT packet, in its own thread.
+    """
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_MQTT_STRING_BYTES:
+        raise ConfigError(f"{name} is longer than MQTT allows ({MAX_MQTT_STRING_BYTES} bytes in UTF-8)")
+    if "\0" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise ConfigError(f"{name} holds a NUL or a lone surrogate, which MQTT does not allow")
+
+
+def check_daemon_endpoint(endpoint: str) -> None:
+    """The daemon endpoint to subscribe to: ``tcp://HOST:PORT`` (port 1-65535) or ``ipc://PATH``.
+
+    ZeroMQ would accept ``tcp://127.0.0.1:99999`` and connect to nothing, silently, forever.
+    """
+    shown = settings.shown_value(endpoint)
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep or scheme not in ("tcp", "ipc") or not rest:
+        raise ConfigError(f"endpoint must look like tcp://127.0.0.1:5556 or ipc:///run/slr.sock, got {shown}")
+    if scheme == "ipc":
+        return
+    try:
+        parts = urlsplit(endpoint)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or port is None or not 1 <= port <= 65535 or parts.path or parts.query or parts.fragment:
+        raise ConfigError(f"tcp endpoint needs a host and a port 1-65535, got {shown}")
 
 
 def tls_context(config: MqttConfig) -> ssl.SSLContext:
@@ -200,9 +253,21 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext:
             f"ca_file {config.ca_file} is not a PEM CA certificate: {_ssl_reason(exc)}"
         ) from None
     if config.cert_file is not None:
+        asked: list[bool] = []
+
+        def no_passphrase() -> bytes:
+            # Without a callback OpenSSL prompts on the terminal for an encrypted key: a hang.
+            asked.append(True)
+            return b""
+
         try:
-            context.load_cert_chain(config.cert_file, config.key_file)
+            context.load_cert_chain(config.cert_file, config.key_file, password=no_passphrase)
         except (ssl.SSLError, OSError) as exc:
+            if asked:
+                raise ConfigError(
+                    f"key_file {config.key_file} is encrypted; slr-mqtt needs an unencrypted key "
+                    "(protect it with file permissions, e.g. a LoadCredential=)"
+                ) from None
             raise ConfigError(
                 f"cert_file/key_file {config.cert_file} are not a matching PEM certificate and key: "
                 f"{_ssl_reason(exc)}"
@@ -216,9 +281,13 @@ def _ssl_reason(exc: BaseException) -> str:
 
 
 def read_password(path: str) -> str:
-    """The first line of ``path``, without its newline; the value is never part of any message."""
+    """The first line of ``path``, without its newline; the value is never part of any message.
+
+    The file is read only up to :data:`MAX_PASSWORD_FILE_BYTES` (a password is one MQTT string of
+    at most 65,535 bytes): a huge file or ``/dev/zero`` is refused, not read into memory.
+    """
     try:
-        raw = read_regular_file(path)
+        raw = read_small_regular_file(path, MAX_PASSWORD_FILE_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"password_file {path} does not exist") from None
     except OSError as exc:
@@ -230,6 +299,7 @@ def read_password(path: str) -> str:
     password = lines[0] if lines else ""
     if not password:
         raise ConfigError(f"password_file {path} is empty")
+    check_mqtt_string(f"the password in password_file {path}", password)
     return password
 
 

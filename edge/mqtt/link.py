@@ -98,13 +98,17 @@ class Link:
         keepalive_s: int,
         outbox: Outbox,
         announce: Announce,
+        farewell: Announce | None = None,
     ) -> None:
         self.broker = broker
         self.outbox = outbox
         self._announce = announce
+        self._farewell = farewell
         self._keepalive = keepalive_s
         self._will_topic = will_topic
         self._client = make_client(broker, client_id)
+        self._paho_log = logging.getLogger("edge.mqtt.paho")
+        self._quiet_close = _ClosingFilter(self)
         self._client.will_set(will_topic, OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -137,14 +141,11 @@ class Link:
         delay = MIN_DELAY_S
         while not self._stop.is_set():
             log.info("connecting to the broker %s", self.broker.address)
-            try:
-                self._client.connect(self.broker.host, self.broker.port, keepalive=self._keepalive)
-            except (OSError, ValueError) as exc:
-                line, fatal = connect_error(exc, self.broker)
-                if fatal:
-                    self._fail(line)
-                    return
-                log.warning("%s; retrying in %g s", line, delay)
+            retry = self._connect()
+            if self.failed.is_set():
+                return
+            if retry is not None:
+                log.warning("%s; retrying in %g s", retry, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, MAX_DELAY_S)
                 continue
@@ -161,6 +162,21 @@ class Link:
             log.info("reconnecting in %g s", delay)
             self._stop.wait(delay)
             delay = min(delay * 2, MAX_DELAY_S)
+
+    def _connect(self) -> str | None:
+        """One connection attempt: None once connected, else why (to retry); a fatal one fails the link."""
+        try:
+            self._client.connect(self.broker.host, self.broker.port, keepalive=self._keepalive)
+        except (OSError, ValueError) as exc:
+            line, fatal = connect_error(exc, self.broker)
+            if fatal:
+                self._fail(line)
+            return line
+        except Exception as exc:  # anything else must end the bridge with a line, not kill this thread
+            log.debug("connect failed", exc_info=exc)
+            self._fail(f"cannot connect to the broker {self.broker.address}: {error_line(exc)}")
+            return error_line(exc)
+        return None
 
     def _fail(self, line: str) -> None:
         self.fatal = line
@@ -231,12 +247,20 @@ class Link:
             return False
         return self._send(item).rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def pump(self) -> None:
+    def pump(self, *, idle_only: bool = False) -> None:
         """Hand queued messages to the client while connected and the in-flight window allows.
 
         Callable from any thread; a caller that finds another one pumping leaves it a note to go on
         (never blocking: paho calls ``on_publish`` with its own locks held).
+
+        ``idle_only``: only if nothing is in flight. While messages are in flight, each
+        acknowledgement pumps the next one from paho's network thread; a publish from the ZeroMQ
+        thread as well would wake that thread once per message and hand the interpreter lock back
+        and forth (measured: a third of the bridge's time in a flood). The periodic tick pumps
+        anyway, so nothing waits on a lost acknowledgement.
         """
+        if idle_only and self.outbox.counts()[1]:
+            return
         while True:
             self._pump_wanted = True
             if not self._pump_lock.acquire(blocking=False):
@@ -265,13 +289,37 @@ class Link:
                 return
 
     def close(self, timeout: float = CLOSE_WAIT_S) -> None:
-        """Say ``offline`` (retained), disconnect cleanly and stop both threads."""
+        """Publish the farewell (final counters) and ``offline`` (retained), disconnect cleanly and
+        stop both threads.
+
+        paho's network thread may run one more loop after the DISCONNECT closed the socket and log
+        "Client is not connected" at ERROR: on a clean stop that line is not an error, so it is
+        filtered out (only while closing).
+        """
         self._stop.set()
-        if self._connected.is_set():
-            info = self._send(Outgoing(self._will_topic, OFFLINE.encode(), qos=1, retain=True))
-            with contextlib.suppress(RuntimeError, ValueError):  # not sent: the will says offline anyway
-                info.wait_for_publish(timeout)
-            self._client.disconnect()
-        self._session_over.set()
-        self._client.loop_stop()
-        self._thread.join(timeout + 6.0)  # a connect() in progress gives up after paho's 5 s
+        self._paho_log.addFilter(self._quiet_close)
+        try:
+            if self._connected.is_set():
+                last = [*(self._farewell() if self._farewell else [])]
+                last.append(Outgoing(self._will_topic, OFFLINE.encode(), qos=1, retain=True))
+                infos = [self._send(item) for item in last]
+                for info in infos:
+                    with contextlib.suppress(RuntimeError, ValueError):  # not sent: the will says offline
+                        info.wait_for_publish(timeout)
+                self._client.disconnect()
+            self._session_over.set()
+            self._client.loop_stop()
+            self._thread.join(timeout + 6.0)  # a connect() in progress gives up after paho's 5 s
+        finally:
+            self._paho_log.removeFilter(self._quiet_close)
+
+
+class _ClosingFilter(logging.Filter):
+    """Drops paho's "Client is not connected" record while the link is closing on purpose."""
+
+    def __init__(self, link: Link) -> None:
+        super().__init__()
+        self._link = link
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self._link._stop.is_set() and "Client is not connected" in record.getMessage())

@@ -62,8 +62,12 @@ def _uid(topics: Topics, object_id: str) -> str:
 
 
 #: (component, object id, name, state topic, extra config): one row per Home Assistant entity.
+#: The event template reads every field that a schema-valid message may lack through
+#: ``default(none)`` (HA's ``tojson`` fails on an undefined value and drops the event); required
+#: fields are read plainly. ``%s`` slots: event type, gloss, confidence.
 _EVENT_TEMPLATE = (
-    '{{ {"event_type": "%s", "gloss": %s, "confidence": %s, "latency_ms": value_json.latency_ms} | tojson }}'
+    '{{ {"event_type": "%s", "gloss": %s, "confidence": %s, '
+    '"latency_ms": value_json.latency_ms | default(none)} | tojson }}'
 )
 ENTITIES: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
     (
@@ -131,8 +135,12 @@ ENTITIES: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
 )
 
 
-def discovery_messages(topics: Topics, version: str) -> list[tuple[str, str]]:
-    """``(topic, JSON config)`` for every entity, in a stable order."""
+def discovery_messages(topics: Topics, version: str, qos: int = 1) -> list[tuple[str, str]]:
+    """``(topic, JSON config)`` for every entity, in a stable order.
+
+    ``qos`` is the bridge's own QoS for its state topics: Home Assistant subscribes at the QoS a
+    config names (0 without one), and a message is delivered at the lower of the two.
+    """
     device = {
         "identifiers": [_uid(topics, "device")],
         "name": f"slovo-edge {topics.device}",
@@ -149,6 +157,7 @@ def discovery_messages(topics: Topics, version: str) -> list[tuple[str, str]]:
             "availability_topic": topics.available,
             "payload_available": ONLINE,
             "payload_not_available": OFFLINE,
+            "qos": qos,
             "device": device,
             "origin": {"name": "slr-mqtt", "sw_version": version},
             **extra,

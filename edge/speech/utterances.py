@@ -1,7 +1,8 @@
 """What ``slr-speak`` says for a message: validated against the schema, above the threshold, a sign.
 
-Every message is untrusted: it is checked against its JSON Schema (``edge/contract/schemas``)
-before any field is read, and one that fails is dropped and counted, never fatal. A ``segment``
+Every message is untrusted: it is checked by the one received-message check every subscriber uses
+(:func:`edge.contract.wire.check_payload`) before any field is read, and one that fails is dropped
+and counted, never fatal. A ``segment``
 says its top-1 gloss, a ``sign`` its label. The model's no-sign class (``---``) and labels without
 a letter or digit are not spoken. The text is one cleaned line (:func:`edge.captions.cues.clean_text`).
 """
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from edge.captions.cues import clean_text
 from edge.contract.model_contract import NO_SIGN_LABEL
-from edge.contract.protocol import TOPIC_SEGMENT, TOPIC_SIGN, load_schema
+from edge.contract.protocol import TOPIC_SEGMENT, TOPIC_SIGN
+from edge.contract.wire import Dropped, check_payload
 
 #: Topics that can be spoken.
 SPOKEN_TOPICS = (TOPIC_SEGMENT, TOPIC_SIGN)
@@ -29,22 +30,10 @@ class Utterance:
     seq: int
 
 
-@cache
-def _validator(topic: str) -> Any:
-    import jsonschema
-
-    schema = load_schema(topic)
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
-
-
 def invalid_reason(topic: str, payload: Mapping[str, Any]) -> str | None:
-    """Why ``payload`` breaks the ``topic`` schema (one line), or None if it is valid."""
-    error = next(iter(_validator(topic).iter_errors(dict(payload))), None)
-    if error is None:
-        return None
-    where = "/".join(str(part) for part in error.absolute_path) or "message"
-    return f"{where}: {error.message}"[:200]
+    """Why ``payload`` fails the received-message check (one line), or None if it is valid."""
+    checked = check_payload(topic, payload)
+    return checked.detail if isinstance(checked, Dropped) else None
 
 
 def utterance_of(topic: str, payload: Mapping[str, Any], min_confidence: float) -> Utterance | None:

@@ -9,7 +9,7 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 
@@ -47,15 +47,79 @@ def output_dir_problem(out_dir: Path, what: str = "output directory") -> str | N
     """Create ``out_dir`` if needed; why it cannot take new files (one line), or None if it can.
 
     Tools call this before hours of work, not after: a typo'd or read-only output must fail first.
+    A name the file system cannot hold (a 300-character component) is such a problem too, not an
+    exception.
     """
-    if out_dir.exists() and not out_dir.is_dir():
-        return f"{what} {str(out_dir)!r} exists and is not a directory"
     try:
+        if out_dir.exists() and not out_dir.is_dir():
+            return f"{what} {str(out_dir)!r} exists and is not a directory"
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return f"cannot create {what} {str(out_dir)!r}: {exc.strerror or exc}"
     if not os.access(out_dir, os.W_OK | os.X_OK):
         return f"{what} {str(out_dir)!r} is not writable"
+    return None
+
+
+#: What :func:`replaced_on_success` and :func:`write_files_atomically` add to a name for their
+#: temporary file: ``.NAME.`` + 8 random characters + ``.tmp``.
+TEMP_NAME_EXTRA = len("..") + 8 + len(".tmp")
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name}."
+
+
+def output_file_problem(path: str | Path, what: str = "output") -> str | None:
+    """Why ``path`` cannot take a file written atomically (one line), or None if it can.
+
+    Checked before any work, so a bad output fails first and in one line (exit 2), never after
+    the work with a traceback: a symbolic link (to a file, or dangling) is refused rather than
+    replaced by a regular file (what ``slr-export`` and ``slr-eval`` do too, through
+    :func:`write_files_atomically`), as is a directory or a special file, a missing or read-only
+    directory, and a name too long for the file system once the temporary file's extra
+    characters are added. Paths that resolve to one file are :func:`same_output_problem`'s.
+    """
+    path = Path(path)
+    shown = repr(str(path))
+    if not path.name:
+        return f"{what} {shown} names no file"
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        if parent.is_dir():
+            limit = os.pathconf(parent, "PC_NAME_MAX")
+            if len(os.fsencode(path.name)) + TEMP_NAME_EXTRA > limit:
+                most = limit - TEMP_NAME_EXTRA
+                return f"{what} {shown}: the file name is too long (at most {most} bytes here)"
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            info = None
+        if info is not None and stat.S_ISLNK(info.st_mode):
+            return f"{what} {shown} is a symbolic link; refusing to write through it"
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            return f"{what} {shown} is a directory"
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            return f"{what} {shown} exists and is not a regular file"
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            return f"cannot write {what} into {str(parent)!r} (missing or not writable)"
+    except OSError as exc:
+        return f"{what} {shown}: {exc.strerror or exc}"
+    return None
+
+
+def same_output_problem(paths: Mapping[str, str | Path]) -> str | None:
+    """Why two of ``paths`` (``{what: path}``) cannot both be written: they are one file, maybe
+    through a symlinked directory (``out/x`` and ``out/alias/x``), or an existing input."""
+    seen: dict[str, str] = {}
+    for what, path in paths.items():
+        try:
+            real = os.path.realpath(path)
+        except (OSError, ValueError) as exc:
+            return f"{what} {str(path)!r}: {exc}"
+        if real in seen:
+            return f"{seen[real]} and {what} name the same file"
+        seen[real] = what
     return None
 
 
@@ -111,7 +175,7 @@ def replaced_on_success(path: str | Path) -> Iterator[Path]:
     ``open()`` would give it (:func:`new_file_mode`), and is flushed to disk before the rename.
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -149,7 +213,7 @@ def write_files_atomically(files: dict[Path, bytes]) -> None:
     temps: dict[Path, str] = {}
     try:
         for path, data in files.items():
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp")
             temps[path] = tmp
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

@@ -80,8 +80,9 @@ class WebSettings:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, code: str | None = None) -> JSONResponse:
+    body = {"error": message} if code is None else {"error": message, "code": code}
+    return JSONResponse(body, status_code=status)
 
 
 def build_app(settings: WebSettings) -> Starlette:
@@ -146,7 +147,7 @@ def build_app(settings: WebSettings) -> Starlette:
         try:
             body = await read_small_body(request, LOGIN_BODY_BYTES, LOGIN_BODY_TIMEOUT_S)
         except UploadError as exc:
-            return _error(exc.status, str(exc))
+            return _error(exc.status, str(exc), exc.code)
         # The form is urlencoded UTF-8; a token that does not decode simply does not match.
         try:
             fields = parse_qsl(body.decode("utf-8", "replace"), max_num_fields=4, errors="replace")
@@ -212,7 +213,7 @@ def build_app(settings: WebSettings) -> Starlette:
     async def run_upload(request: Request, captions: bool) -> Response:
         """One clip through the worker: a top-5 (``/api/predict``) or episodes and captions."""
         if classifier is None:
-            return _error(404, "uploads are off: start slr-web with --model MODEL.onnx")
+            return _error(404, "uploads are off: start slr-web with --model MODEL.onnx", "uploads_off")
         progress = functools.partial(bridge.broadcast, "progress")
         try:
             result = await classifier.classify(
@@ -220,7 +221,7 @@ def build_app(settings: WebSettings) -> Starlette:
             )
         except UploadError as exc:
             metrics.uploads.labels("busy" if exc.status == 409 else "refused").inc()
-            return _error(exc.status, str(exc))
+            return _error(exc.status, str(exc), exc.code)
         metrics.uploads.labels("ok").inc()
         result["source"] = "upload"  # the server's temp path means nothing to the user
         return JSONResponse(result)

@@ -153,8 +153,8 @@ class DaemonBridge:
         self.metrics.sse_clients.set(len(self._clients))
         try:
             yield b"retry: 2000\n\n"
-            if self.status is not None:
-                yield sse_frame("status", self.status)
+            if self.status is not None:  # with its age: a page must not take an old status for news
+                yield sse_frame("status", {**self.status, "age_s": round(self.status_age() or 0.0, 3)})
             if self.prediction is not None:
                 yield sse_frame("prediction", self.prediction)
             for initial in self.initial_events:

@@ -59,12 +59,27 @@ DESCRIBE_TIMEOUT_S = 300.0
 FIELD = b"file"
 
 
+#: The stable ``code`` of each refusal, by HTTP status: the page shows its own translated text for
+#: it (the message is English, for logs and API clients).
+ERROR_CODES = {
+    400: "bad_upload",
+    408: "too_slow",
+    409: "busy",
+    413: "too_big",
+    415: "bad_form",
+    422: "unreadable",
+    500: "failed",
+    504: "timeout",
+}
+
+
 class UploadError(Exception):
     """A refused upload: ``status`` is the HTTP code, the message goes to the user as is."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+        self.code = ERROR_CODES.get(status, "failed")
 
 
 class ClientGone(UploadError):

@@ -21,9 +21,9 @@ const state = {
   config: null,
   minConfidence: 0.5,
   staleMs: 5000,
-  lastStatusAt: 0, // viewer's clock, when the newest status arrived
-  lastGoodAt: 0, // ... the newest one that did not say "stopping"
+  lastStatusAt: 0, // viewer's clock, when the daemon sent the newest status (slr-web says how old it is)
   daemonState: null,
+  lastPrediction: null, // { top, at } of the newest prediction shown
   daemonModel: null,
   transcript: new Map(), // entry id (a number from slr-web) -> entry
   uploading: false,
@@ -31,6 +31,7 @@ const state = {
   previewBroken: false,
   captions: null, // the last long video's subtitles: { srt, vtt }
   trackUrl: null,
+  timelineTotal: 0, // seconds the episode timeline spans
 };
 // Figures for tests and benchmarks/bench_web.py (read through WebDriver).
 window.slrStats = { signLatencyMs: [], previewFrames: 0, previewPoints: 0, rejected: 0, spoken: [] };
@@ -58,6 +59,13 @@ function mb(bytes) {
 }
 function clock(msSinceEpoch) {
   return new Date(msSinceEpoch).toLocaleTimeString(LANG, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+}
+// How long ago, in the largest unit that says it ("40 s", "3 min", "2 h 5 min").
+function age(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return t("age_s", { n: s });
+  if (s < 3600) return t("age_m", { m: Math.floor(s / 60) });
+  return t("age_h", { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
 }
 function duration(seconds) {
   const s = Math.max(0, Math.floor(seconds));
@@ -99,6 +107,7 @@ function validStatus(m) {
   if (!counts.every(isCount) || !isNum(m.capture_fps) || !isNum(m.extraction_fps) || !isNum(m.uptime_s)) return null;
   if (![m.inference_p50_ms, m.latency_p50_ms, m.latency_p95_ms].every(optNum) || typeof m.idle !== "boolean") return null;
   if (!m.model || !isText(m.model.name) || !isText(m.model.sha256)) return null;
+  if (m.age_s !== undefined && !(isNum(m.age_s) && m.age_s >= 0)) return null;
   return m;
 }
 
@@ -138,7 +147,7 @@ function renderBars(list, topK) {
   const items = topK.slice(0, 5).map((entry) => {
     const cls = confidenceClass(entry.prob);
     const label = el("span", `label ${cls}`, entry.label);
-    label.title = entry.label;
+    label.lang = "ru"; // the glosses are Russian words, on the English page too
     const track = el("span", "track");
     const fill = el("span", `fill ${cls}`);
     fill.style.width = `${Math.max(0, Math.min(100, entry.prob * 100)).toFixed(1)}%`;
@@ -157,10 +166,28 @@ function verdict(prob) {
 
 function showHeadline(labelEl, verdictEl, top) {
   labelEl.textContent = top.label;
+  labelEl.lang = "ru";
   const sure = top.prob >= state.minConfidence;
   labelEl.className = `top-label ${sure ? "hi" : "unsure"}`;
   verdictEl.textContent = verdict(top.prob);
   verdictEl.className = `verdict ${sure ? "sure" : "unsure"}`;
+  fitText(labelEl);
+}
+
+// A word is never broken inside (a phone is narrower than "разочарованный" at headline size):
+// lines break only between words, and a word wider than its box makes the font smaller until it fits.
+function fitText(node) {
+  node.style.fontSize = "";
+  node.style.overflowWrap = "";
+  if (!node.clientWidth) return;
+  let size = parseFloat(getComputedStyle(node).fontSize);
+  const smallest = 14;
+  while (node.scrollWidth > node.clientWidth && size > smallest) {
+    size = Math.max(smallest, size * 0.9);
+    node.style.fontSize = `${size}px`;
+  }
+  // Longer than any word (a hostile label): broken at the edge rather than widening the page.
+  if (node.scrollWidth > node.clientWidth) node.style.overflowWrap = "anywhere";
 }
 
 function reject(what) {
@@ -173,29 +200,32 @@ function reject(what) {
 function onPrediction(raw) {
   const msg = validPrediction(raw);
   if (!msg) return reject("prediction");
+  state.lastPrediction = { top: msg.topK[0], at: msg.ts * 1000 };
   showHeadline($("top-label"), $("verdict"), msg.topK[0]);
   renderBars($("top5"), msg.topK);
-  $("pred-meta").textContent = t("pred_meta", {
+  $("pred-meta").textContent = t("pred_time", { time: clock(msg.ts * 1000) });
+  $("st-window").textContent = t("pred_meta", {
     duration: t("unit_s", { n: num(msg.duration, 1) }),
     frames: msg.frames,
     inference: ms(msg.inferenceMs),
     latency: ms(msg.latencyMs),
-    time: clock(msg.ts * 1000),
   });
+  if (liveness() !== "live") showOldWord();
   return undefined;
 }
 
 function onStatus(raw) {
   const msg = validStatus(raw);
   if (!msg) return reject("status");
-  state.lastStatusAt = Date.now();
-  if (msg.state !== "stopping") state.lastGoodAt = state.lastStatusAt;
+  // A status replayed to a new page carries its age: an old one must not look like news.
+  state.lastStatusAt = Date.now() - (isNum(msg.age_s) ? msg.age_s * 1000 : 0);
   state.daemonState = msg.state;
   state.daemonModel = { name: text(msg.model.name), sha256: msg.model.sha256 };
   $("st-state").textContent = t(`state_${msg.state}`);
   const camera = $("st-camera");
-  camera.textContent = t("camera_value", { state: t(`camera_${msg.camera}`), source: text(msg.source) });
+  camera.textContent = t(`camera_${msg.camera}`);
   camera.className = msg.camera === "ok" ? "hi" : "lo";
+  $("st-source").textContent = text(msg.source);
   $("st-capture").textContent = t("unit_fps", { n: num(msg.capture_fps, 1) });
   $("st-extraction").textContent = t("unit_fps", { n: num(msg.extraction_fps, 1) });
   $("st-dropped").textContent = String(msg.dropped_frames);
@@ -204,7 +234,6 @@ function onStatus(raw) {
   $("st-latency").textContent = `${ms(msg.latency_p50_ms)} / ${ms(msg.latency_p95_ms)}`;
   $("st-model").textContent = t("model_value", { name: state.daemonModel.name, sha: state.daemonModel.sha256.slice(0, 12) });
   $("st-uptime").textContent = duration(msg.uptime_s);
-  $("st-last").textContent = clock(state.lastStatusAt);
   $("st-errors").textContent = t("errors_value", msg.errors);
   checkModelMatch();
   updateLink();
@@ -227,6 +256,15 @@ function liveness() {
   return state.daemonState === "stopping" ? "stopping" : "live";
 }
 
+// Once the data is not live, the headline says it is the last word, and when it was recognised.
+function showOldWord() {
+  const last = state.lastPrediction;
+  if (!last) return;
+  const node = $("verdict");
+  node.textContent = t("last_word", { time: clock(last.at) });
+  node.className = "verdict unsure";
+}
+
 function updateLink() {
   const now = liveness();
   const pill = $("link");
@@ -234,8 +272,20 @@ function updateLink() {
     stopping: ["link_stopping", "warn"], live: ["link_live", "ok"] }[now];
   pill.textContent = t(key);
   pill.className = `pill ${cls}`;
+  // The newest data's time and age, on the viewer's clock from slr-web's age: honest from the first status.
+  const since = state.lastStatusAt
+    ? { time: clock(state.lastStatusAt), age: age((Date.now() - state.lastStatusAt) / 1000) } : null;
+  $("st-last").textContent = since ? t("last_value", since) : "—";
   // Every live panel says how old its data is once it is no longer live.
-  const note = state.lastGoodAt ? t("stale_since", { time: clock(state.lastGoodAt) }) : t("stale_never");
+  let note = t("stale_never");
+  if (since) note = t(state.daemonState === "stopping" ? "stopped_at" : "stale_since", since);
+  if (now !== "live") {
+    showOldWord();
+  } else if (state.lastPrediction) {
+    const sure = state.lastPrediction.top.prob >= state.minConfidence;
+    $("verdict").textContent = verdict(state.lastPrediction.top.prob);
+    $("verdict").className = `verdict ${sure ? "sure" : "unsure"}`;
+  }
   for (const panel of document.querySelectorAll(".live-panel")) {
     panel.classList.toggle("stale", now !== "live");
     const stale = panel.querySelector(".stale-note");
@@ -324,16 +374,20 @@ function renderTranscript() {
     const at = new Date(entry.ts * 1000);
     const time = el("time", "", clock(entry.ts * 1000));
     time.dateTime = at.toISOString();
-    li.append(time, el("span", "word", entry.label), el("span", "meta", pct(entry.prob)));
+    const word = el("span", "word", entry.label);
+    word.lang = "ru";
+    li.append(time, word, el("span", "meta", pct(entry.prob)));
     return li;
   });
   $("transcript").replaceChildren(...items);
   $("transcript-note").textContent = t("transcript_note", { threshold: pct(state.minConfidence), hidden: low });
 }
 
+// What copy and download take: the entries the list shows (the unsure ones too while they are shown).
 function transcriptText() {
+  const showLow = $("show-low").checked;
   return sortedEntries()
-    .filter((e) => e.prob >= state.minConfidence)
+    .filter((e) => showLow || e.prob >= state.minConfidence)
     .map((e) => t("transcript_line", { time: clock(e.ts * 1000), word: e.label, pct: pct(e.prob) }))
     .join("\n");
 }
@@ -361,7 +415,7 @@ async function copyTranscript() {
 function downloadTranscript() {
   const body = transcriptText();
   if (!body) {
-    $("copy-msg").textContent = t("copy_empty");
+    $("copy-msg").textContent = t("download_empty");
     return;
   }
   saveFile(`${body}\n`, t("transcript_filename"), "text/plain;charset=utf-8");
@@ -402,6 +456,27 @@ async function confirmClear() {
 function russianVoice() {
   const voices = window.speechSynthesis ? window.speechSynthesis.getVoices() : [];
   return voices.find((v) => /^ru([-_]|$)/i.test(v.lang)) || null;
+}
+
+const SPEAK_KEY = "slovo-edge.speak";
+
+// The speech switch is this browser's choice: kept across reloads (and false if storage is off).
+function rememberSpeak() {
+  try {
+    localStorage.setItem(SPEAK_KEY, $("speak").checked ? "1" : "0");
+  } catch (err) {
+    // private mode or storage off: the switch still works for this page
+  }
+  updateSpeakNote();
+}
+
+function restoreSpeak() {
+  try {
+    $("speak").checked = localStorage.getItem(SPEAK_KEY) === "1";
+  } catch (err) {
+    $("speak").checked = false;
+  }
+  updateSpeakNote();
 }
 
 function updateSpeakNote() {
@@ -563,6 +638,8 @@ function resetClipView() {
   if (state.trackUrl) URL.revokeObjectURL(state.trackUrl);
   state.trackUrl = null;
   state.captions = null;
+  state.timelineTotal = 0;
+  showCaption("");
   $("episodes").hidden = true;
 }
 
@@ -649,7 +726,9 @@ function showResult(raw) {
 // in place of a preview the browser cannot play.
 function showUploadNotes(result) {
   if (!result.complete) {
-    clipWarning(t("clip_incomplete", { decoded: result.frames, declared: result.declared ?? "?" }));
+    // A variable-rate file declares a length but no frame count: no "of ? frames".
+    clipWarning(result.declared === null ? t("clip_incomplete_length", { decoded: result.frames })
+      : t("clip_incomplete", { decoded: result.frames, declared: result.declared }));
   }
   const video = $("clip-video");
   if (result.poster && (state.previewBroken || (video.getAttribute("src") && video.videoWidth === 0))) {
@@ -692,6 +771,26 @@ function seek(start) {
   video.play().catch(() => {});
 }
 
+// Captions are drawn by the page under the video, at a size that reads on a phone (the browser's own
+// scale with the video's height: ~10 px on a portrait clip). In full screen the browser draws them.
+function showCaption(value) {
+  const node = $("caption-text");
+  node.textContent = value;
+  node.hidden = !value;
+}
+
+function captionMode() {
+  const video = $("clip-video");
+  const full = document.fullscreenElement === video;
+  for (const track of video.textTracks) track.mode = full ? "showing" : "hidden";
+  if (full) showCaption("");
+}
+
+function onCueChange(event) {
+  const cues = event.target.activeCues ? Array.from(event.target.activeCues) : [];
+  showCaption(document.fullscreenElement ? "" : cues.map((cue) => cue.text).join("\n"));
+}
+
 function attachCaptions(vtt) {
   const video = $("clip-video");
   state.trackUrl = URL.createObjectURL(new Blob([vtt], { type: "text/vtt" }));
@@ -702,7 +801,33 @@ function attachCaptions(vtt) {
   track.src = state.trackUrl;
   track.default = true;
   video.append(track);
-  track.track.mode = "showing";
+  track.track.addEventListener("cuechange", onCueChange);
+  captionMode();
+}
+
+// The timeline: where the video is (a playhead), a time scale, and a click that goes there.
+function updatePlayhead() {
+  const head = $("playhead");
+  if (!head || !state.timelineTotal) return;
+  const at = Math.min(1, Math.max(0, $("clip-video").currentTime / state.timelineTotal));
+  head.style.left = `${(100 * at).toFixed(2)}%`;
+}
+
+function onTimelineClick(event) {
+  const box = $("timeline").getBoundingClientRect();
+  if (!state.timelineTotal || box.width <= 0) return;
+  const at = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+  seek(at * state.timelineTotal);
+  updatePlayhead();
+}
+
+function renderScale(total) {
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((share) => {
+    const tick = el("span", "tick", timecode(share * total));
+    tick.style.left = `${100 * share}%`;
+    return tick;
+  });
+  $("timeline-scale").replaceChildren(...ticks);
 }
 
 function showEpisodes(raw) {
@@ -721,21 +846,34 @@ function showEpisodes(raw) {
     mark.style.left = `${((100 * episode.start) / total).toFixed(2)}%`;
     mark.style.width = `${Math.max(0.5, (100 * (episode.end - episode.start)) / total).toFixed(2)}%`;
     marks.push(mark);
-    const button = el("button", "", t("episode_item", {
-      start: timecode(episode.start), end: timecode(episode.end), word: episode.top.label, pct: pct(episode.top.prob),
-    }));
+    const button = el("button", "");
+    const word = el("span", "", episode.top.label);
+    word.lang = "ru";
+    const [before, after] = t("episode_item", {
+      start: timecode(episode.start), end: timecode(episode.end), pct: pct(episode.top.prob),
+    }).split("{word}");
+    const line = el("span"); // one inline run: a flex button would trim the spaces around the word
+    line.append(before, word, after ?? "");
+    button.append(line);
     button.type = "button";
     button.addEventListener("click", () => seek(episode.start));
     const li = el("li", sure ? "" : "low");
     li.append(button);
     return li;
   });
-  $("timeline").replaceChildren(...marks);
+  const head = el("span", "playhead");
+  head.id = "playhead";
+  state.timelineTotal = total;
+  $("timeline").replaceChildren(...marks, head);
+  renderScale(total);
+  updatePlayhead();
   $("episode-list").replaceChildren(...items);
-  $("episodes-meta").textContent = result.episodes.length
-    ? t("episodes_meta", { count: result.episodes.length, cues: result.cues, threshold: pct(state.minConfidence) })
-    : t("episodes_none");
-  state.captions = { srt: result.srt, vtt: result.vtt };
+  const params = { count: result.episodes.length, cues: result.cues, threshold: pct(state.minConfidence) };
+  if (!result.episodes.length) $("episodes-meta").textContent = t("episodes_none");
+  else if (!result.cues) $("episodes-meta").textContent = t("episodes_no_cues", params);
+  else $("episodes-meta").textContent = t("episodes_meta", params);
+  $("caption-downloads").hidden = result.cues === 0; // no file of nothing to offer
+  state.captions = result.cues ? { srt: result.srt, vtt: result.vtt } : null;
   for (const old of video.querySelectorAll("track")) old.remove();
   attachCaptions(result.vtt);
   showUploadNotes(result);
@@ -749,11 +887,16 @@ function downloadCaptions(format) {
   clipMessage(t("download_done"));
 }
 
+// The server's error in this page's language: by its code, else by its status, else a generic line.
+// The server's own (English) text is never shown.
+const ERROR_CODES = ["bad_upload", "too_slow", "busy", "too_big", "bad_form", "unreadable", "failed", "timeout",
+  "uploads_off"];
+const ERROR_STATUSES = [400, 409, 413, 415, 422, 504];
 function uploadError(status, body) {
-  const known = [400, 409, 413, 415, 422, 504];
-  if (!known.includes(status)) return t("err_other", { status });
-  const detail = status === 422 && body && isText(body.error) ? ` (${text(body.error)})` : "";
-  return t(`err_${status}`) + detail;
+  const code = body && isText(body.code) ? body.code : "";
+  if (ERROR_CODES.includes(code)) return t(`err_code_${code}`);
+  if (ERROR_STATUSES.includes(status)) return t(`err_${status}`);
+  return t("err_other", { status });
 }
 
 function upload(blob, name, captions = false) {
@@ -831,8 +974,14 @@ async function record() {
   await video.play().catch(() => {});
   const countdown = $("countdown");
   countdown.hidden = false;
+  countdown.textContent = "3";
+  // The signer must see the countdown: the camera view comes on screen and takes the focus (the
+  // record button is disabled meanwhile, and a disabled button's focus would fall to the page).
+  $("clip-view").scrollIntoView({ block: "center", behavior: "instant" });
+  countdown.focus({ preventScroll: true });
   for (let n = 3; n > 0; n -= 1) {
     countdown.textContent = String(n);
+    clipMessage(t("rec_get_ready", { n }));
     await sleep(1000);
   }
   const chunks = [];
@@ -849,6 +998,7 @@ async function record() {
   await stopped;
   stream.getTracks().forEach((track) => track.stop());
   countdown.hidden = true;
+  $("clip").focus({ preventScroll: true }); // the focus stays in the clip section, not on the page body
   const blob = new Blob(chunks, { type: recorder.mimeType || "video/webm" });
   showClip(blob);
   upload(blob, "recording.webm");
@@ -868,6 +1018,7 @@ async function loadConfig() {
   if (isProb(cfg.min_confidence)) state.minConfidence = cfg.min_confidence;
   if (isNum(cfg.status_stale_s) && cfg.status_stale_s > 0) state.staleMs = cfg.status_stale_s * 1000;
   $("untrained").hidden = !cfg.untrained;
+  $("untrained-detail").hidden = !cfg.untrained;
   $("logout-form").hidden = cfg.login !== true; // a session to end only when a token is in use
   const note = $("upload-note");
   if (cfg.upload) {
@@ -903,7 +1054,8 @@ async function start() {
     $("clear").focus();
   });
   $("show-low").addEventListener("change", renderTranscript);
-  $("speak").addEventListener("change", updateSpeakNote);
+  $("speak").addEventListener("change", rememberSpeak);
+  restoreSpeak();
   if (window.speechSynthesis) window.speechSynthesis.addEventListener("voiceschanged", updateSpeakNote);
   $("file").addEventListener("change", (event) => chooseFile(event.target.files[0]));
   $("send").addEventListener("click", () => {
@@ -913,6 +1065,9 @@ async function start() {
   $("download-vtt").addEventListener("click", () => downloadCaptions("vtt"));
   $("record").addEventListener("click", () => record().catch((err) => clipError(String(err))));
   $("clip-video").addEventListener("error", onVideoError);
+  $("clip-video").addEventListener("timeupdate", updatePlayhead);
+  $("timeline").addEventListener("click", onTimelineClick);
+  document.addEventListener("fullscreenchange", captionMode);
   $("preview-on").addEventListener("change", () => setPreview(previewWanted()));
   document.addEventListener("visibilitychange", () => setPreview(previewWanted()));
   setPreview(previewWanted());
