@@ -68,8 +68,8 @@ else
 fi
 
 ENDPOINT="${SLR_EDGE_ENDPOINT:-tcp://127.0.0.1:5556}"
-# A camera URL's password is shown the way every tool shows it (edge.camera.sources.redact).
-SHOWN="$(python -c 'import sys; from edge.camera.sources import redact; print(redact(sys.argv[1]))' "$SOURCE" 2>/dev/null)" \
+# A camera URL's password is shown the way every tool shows it (edge.util.redact.redact).
+SHOWN="$(python -c 'import sys; from edge.util.redact import redact; print(redact(sys.argv[1]))' "$SOURCE" 2>/dev/null)" \
   || SHOWN="(source)"
 echo "==> daemon: $SHOWN -> $ENDPOINT (model $MODEL)"
 
