@@ -8,7 +8,7 @@
 # step checks its own result instead; the caller does `source bootstrap.sh || exit 1`.
 
 _slovo_bootstrap() {
-  local root venv python extras stamp want
+  local root venv python extras stamp want hash
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" || return 1
   venv="${SLOVO_VENV:-$root/.venv}"
   python="${PYTHON:-python3}"
@@ -19,9 +19,23 @@ _slovo_bootstrap() {
     "$python" -m venv "$venv" || return 1
   fi
 
+  # The stamp is "<pyproject hash> <extras installed>". A venv that already has every wanted extra
+  # for this pyproject is left alone, so demo.sh (fewer extras) and test.sh (all) do not take
+  # turns reinstalling; wanting more adds them and records the union.
   stamp="$venv/.slovo-edge-stamp"
-  want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1) $extras"
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  hash="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)"
+  local have="" extra missing=""
+  if [ -f "$stamp" ] && [ "$(cut -d' ' -f1 "$stamp")" = "$hash" ]; then
+    have="$(cut -s -d' ' -f2 "$stamp")"
+  fi
+  for extra in ${extras//,/ }; do
+    case ",$have," in *",$extra,"*) ;; *) missing="$missing $extra" ;; esac
+  done
+  if [ -n "$have" ] && [ -n "$missing" ]; then
+    extras="$have,$(echo $missing | tr ' ' ',')"
+  fi
+  want="$hash $extras"
+  if [ ! -f "$stamp" ] || [ -n "$missing" ]; then
     echo "==> installing slovo-edge[$extras] into $venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip || return 1
     case ",$extras," in

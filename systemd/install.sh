@@ -3,7 +3,7 @@
 # This is the one install recipe: the README, slovo-edge.service's header and the deployment test
 # (tests/test_deploy_systemd.py) all run it.
 #
-#   sudo systemd/install.sh [--python PYTHON] [--web] [--speak] [--mqtt] WHEEL
+#   sudo systemd/install.sh [--python PYTHON] [--web] [--speak] [--mqtt] [--model SOURCE [--model-sha256 HEX]] WHEEL
 #
 # WHEEL is slovo-edge's wheel (build it anywhere with `python3 -m pip wheel --no-deps -w dist .`).
 # Steps: check the interpreter is CPython 3.11 or 3.12 -> a fresh venv in /opt/slovo-edge/venv ->
@@ -15,8 +15,12 @@
 # --speak also installs speech output (slr-speak): espeak-ng (apt-get, if it is missing) and
 # slovo-speak.service.
 # --mqtt also installs the MQTT bridge (slr-mqtt): requirements-mqtt.lock on top, and slovo-mqtt.service.
+# --model SOURCE fetches the model with the installed `slr-model fetch` (the same checks: checksum,
+# trust on first use, the model contract; no PyTorch on the device, so SOURCE is a prebuilt .onnx
+# URL or file, or a registry name whose cache already holds its export) into the cache
+# /var/lib/slovo-edge/models and installs it as /var/lib/slovo-edge/model.onnx, the config's model.
 # pip's own settings apply, e.g. PIP_NO_INDEX=1 PIP_FIND_LINKS=/path/to/wheels for an offline install.
-# Then: put the model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-edge/config.toml, and
+# Then (without --model): put the model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-edge/config.toml, and
 # `systemctl enable --now slovo-edge`.
 set -eu
 
@@ -26,9 +30,12 @@ PYTHON=python3
 WEB=0
 SPEAK=0
 MQTT=0
+MODEL=""
+MODEL_SHA=""
+STATE=/var/lib/slovo-edge
 
 usage() {
-  echo "usage: $0 [--python PYTHON] [--web] [--speak] [--mqtt] WHEEL" >&2
+  echo "usage: $0 [--python PYTHON] [--web] [--speak] [--mqtt] [--model SOURCE [--model-sha256 HEX]] WHEEL" >&2
   exit 2
 }
 
@@ -38,12 +45,15 @@ while [ $# -gt 0 ]; do
     --web) WEB=1; shift ;;
     --speak) SPEAK=1; shift ;;
     --mqtt) MQTT=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --model) [ $# -ge 2 ] || usage; MODEL="$2"; shift 2 ;;
+    --model-sha256) [ $# -ge 2 ] || usage; MODEL_SHA="$2"; shift 2 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     -*) usage ;;
     *) break ;;
   esac
 done
 [ $# -eq 1 ] || usage
+[ -z "$MODEL_SHA" ] || [ -n "$MODEL" ] || { echo "install.sh: error: --model-sha256 needs --model" >&2; exit 2; }
 WHEEL="$1"
 [ -f "$WHEEL" ] || { echo "install.sh: error: no such wheel: $WHEEL" >&2; exit 2; }
 command -v "$PYTHON" >/dev/null 2>&1 || { echo "install.sh: error: $PYTHON not found" >&2; exit 2; }
@@ -93,6 +103,15 @@ if [ "$MQTT" = 1 ]; then
   "$PREFIX/venv/bin/slr-mqtt" --version
 fi
 
+if [ -n "$MODEL" ]; then
+  echo "==> model ($MODEL)"
+  # slr-model prints one line and exits 2 for a bad source (nothing installed), 1 for a failed
+  # download (rerun: it resumes from the cache).
+  fetched="$(SLOVO_MODEL_CACHE="$STATE/models" "$PREFIX/venv/bin/slr-model" fetch --quiet \
+    ${MODEL_SHA:+--sha256 "$MODEL_SHA"} "$MODEL")"
+  install -D -m 0644 "$fetched" "$STATE/model.onnx"
+fi
+
 echo "==> unit, config, docs"
 install -D -m 0644 "$SRC/systemd/slovo-edge.service" /etc/systemd/system/slovo-edge.service
 if [ "$WEB" = 1 ]; then
@@ -114,7 +133,11 @@ install -D -m 0644 "$SRC/docs/PROTOCOL.md" "$PREFIX/docs/PROTOCOL.md"
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
 fi
-echo "installed. Next: model at /var/lib/slovo-edge/model.onnx, edit /etc/slovo-edge/config.toml, then"
+if [ -n "$MODEL" ]; then
+  echo "installed, with the model at $STATE/model.onnx. Next: edit /etc/slovo-edge/config.toml, then"
+else
+  echo "installed. Next: model at $STATE/model.onnx (or rerun with --model), edit /etc/slovo-edge/config.toml, then"
+fi
 echo "  systemctl enable --now slovo-edge && journalctl -fu slovo-edge"
 if [ "$WEB" = 1 ]; then
   echo "  systemctl enable --now slovo-web    # the dashboard, http://127.0.0.1:8080/"

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from edge.util.settings import tomllib  # tomllib, or the tomli backport on Python 3.10
@@ -189,12 +189,18 @@ def copy_install_files(dest: Path) -> Path:
     return dest
 
 
-def installed_rootfs(dest: Path, packages: Sequence[str], *flags: str) -> tuple[Path, str]:
+def installed_rootfs(
+    dest: Path, packages: Sequence[str], *flags: str, files: Mapping[str, bytes] | None = None
+) -> tuple[Path, str]:
     """A bookworm root filesystem of ``packages`` in ``dest`` with slovo-edge installed the way the
     README says: ``systemd/install.sh [FLAGS] WHEEL``, run inside it by ``systemd-nspawn``, offline
-    from the cached wheelhouse. Returns the root and the recipe's output; nothing is booted."""
+    from the cached wheelhouse. ``files`` (path in the root → bytes) are placed before the recipe
+    runs (a model for ``--model``). Returns the root and the recipe's output; nothing is booted."""
     machine = platform.machine()
     root = extract_rootfs(rootfs_tar({"x86_64": "amd64", "aarch64": "arm64"}[machine], packages), dest)
+    for name, data in (files or {}).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
     wheels = root / "root" / "wheels"
     shutil.copytree(wheelhouse(machine), wheels)
     wheel = build_wheel(wheels)

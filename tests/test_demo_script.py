@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -196,3 +197,95 @@ def test_bootstrap_failure_is_reported_to_the_caller(tmp_path: Path) -> None:
         ["bash", "-c", script], env={**os.environ, "SLOVO_VENV": str(venv)}, capture_output=True, timeout=60
     )
     assert done.returncode == 9
+
+
+def test_bootstrap_installs_missing_extras_only(tmp_path: Path) -> None:
+    """demo.sh (edge,web) and test.sh (all) share .venv without reinstalling it in turns."""
+    venv, calls = _fake_venv(tmp_path, cpu_index_works=True)
+    stamp = venv / ".slovo-edge-stamp"
+
+    def bootstrap(extras: str) -> list[str]:
+        before = calls.read_text().splitlines() if calls.exists() else []
+        script = f"source {REPO_ROOT / 'scripts' / 'bootstrap.sh'} || exit 9"
+        env = {**os.environ, "SLOVO_VENV": str(venv), "SLOVO_EXTRAS": extras}
+        done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return calls.read_text().splitlines()[len(before) :] if calls.exists() else []
+
+    assert any("-e" in call and "[edge,web]" in call for call in bootstrap("edge,web"))
+    assert stamp.read_text().split()[1] == "edge,web"
+    assert bootstrap("edge") == []  # a subset: nothing to do
+    added = bootstrap("edge,web,train")
+    assert any("torch==2.13.0" in call for call in added)
+    assert stamp.read_text().split()[1] == "edge,web,train"
+    assert bootstrap("web,edge") == []
+
+
+def _published_env(mirror: str, tmp_path: Path) -> dict[str, str]:
+    """The demo's environment with no SLOVO_MODEL: it looks for the published model (via ``mirror``)."""
+    env = {k: v for k, v in os.environ.items() if k != "SLOVO_MODEL" and "proxy" not in k.lower()}
+    env.update(
+        SLOVO_MODEL_MIRROR=mirror,
+        SLOVO_MODEL_CACHE=str(tmp_path / "cache"),
+        SLOVO_WEB_PORT="0",
+        SLR_EDGE_ENDPOINT=_free_endpoint(),
+    )
+    return env
+
+
+def test_demo_uses_the_published_model(sample_video: Path, reference_dir: Path, tmp_path: Path) -> None:
+    """Looped until the listener shows a name of the mapping (a loaded machine may drop early frames)."""
+    from helpers_model_server import MAPPING, NAMES, ModelServer, Route
+
+    with ModelServer() as server:
+        server.routes["/m/model_weights.pth"] = Route(
+            body=(reference_dir / "tiny_checkpoint.pt").read_bytes()
+        )
+        server.routes["/m/sign_language_model_mappings.json"] = Route(
+            body=json.dumps(MAPPING, ensure_ascii=False).encode()
+        )
+        proc = _demo(_published_env(server.url("/m"), tmp_path), str(sample_video), "--loop")
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        try:
+            deadline = time.monotonic() + 400
+            while not any(n in line for line in lines for n in NAMES) and time.monotonic() < deadline:
+                assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
+                time.sleep(0.2)
+            os.killpg(proc.pid, signal.SIGINT)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    err = proc.stderr.read()  # type: ignore[union-attr]
+    out = "".join(lines)
+    assert any(name in out for name in NAMES), out[-3000:]
+    assert "==> model: the published slovo-500" in out
+    assert "UNTRAINED" not in out + err and "Traceback" not in err
+    assert code == 130, err[-2000:]
+    assert _wait_gone(proc.pid) == []
+
+
+def test_demo_says_in_one_line_why_it_falls_back(sample_video: Path, tmp_path: Path) -> None:
+    from helpers_model_server import ModelServer
+
+    with ModelServer() as server:  # knows no files: every request is a 404
+        proc = _demo(_published_env(server.url("/m"), tmp_path), str(sample_video))
+        try:
+            out = ""
+            deadline = time.monotonic() + 300
+            assert proc.stdout is not None
+            while "==> daemon" not in out and time.monotonic() < deadline and proc.poll() is None:
+                out += proc.stdout.readline()
+            os.killpg(proc.pid, signal.SIGTERM)
+            more, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert "==> daemon" in out, err[-2000:]
+    reasons = [line for line in err.splitlines() if line.startswith("slr-model: error:")]
+    assert len(reasons) == 1 and "404" in reasons[0], err
+    assert "falling back to an UNTRAINED model" in err and "slr-model fetch slovo-500" in err
+    assert "Traceback" not in err + more
+    assert _wait_gone(proc.pid) == []

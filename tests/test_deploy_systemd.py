@@ -14,6 +14,7 @@ filesystem and the wheels are cached in /var/cache/slovo-edge-tests; a warm run 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -44,11 +45,21 @@ def installed_root(
     """A bookworm root filesystem with slovo-edge installed by the recipe and configured; not booted."""
     work = tmp_path_factory.mktemp("nspawn")
     started = time.monotonic()
-    root, install_output = installed_rootfs(work / "root", PACKAGES)
+    # The model goes in as the README says: install.sh --model, through slr-model in the device's
+    # torch-free venv (checksum and model contract checked), into /var/lib/slovo-edge/model.onnx.
+    model = tiny_onnx_path.read_bytes()
+    root, install_output = installed_rootfs(
+        work / "root",
+        PACKAGES,
+        "--model",
+        "/root/tiny.onnx",
+        "--model-sha256",
+        hashlib.sha256(model).hexdigest(),
+        files={"root/tiny.onnx": model},
+    )
     install_s = time.monotonic() - started
     state = root / "var" / "lib" / "slovo-edge"
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "model.onnx").write_bytes(tiny_onnx_path.read_bytes())
+    assert (state / "model.onnx").read_bytes() == model, install_output
     make_clip(sample_video, state / "clip.mp4", frames=24)
     (root / "var" / "tmp" / "sample.mp4").write_bytes(sample_video.read_bytes())
     port = free_port()

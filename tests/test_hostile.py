@@ -536,6 +536,43 @@ def build_cases(c: Corpus) -> list[Case]:
                 cost=2,
             )
         )
+
+    # slr-model (issue 25): every damaged model, checkpoint and special file given as a local source
+    # is one line and exit 2, and nothing reaches --to (the servers' corpus is test_model_hostile.py).
+    model_cmd = _cmd("slr-model")
+    to = ["--to", str(c.out / "slr-model")]
+    empty_to = _nothing_named(c.out / "slr-model", "*")
+    for name, model in c.bad_models.items():
+        add(Case(f"model-verify/{name}", [model_cmd, "verify", str(model)], 2, stderr_has="error"))
+    for name in ("nan", "fps_absurd", "labels_bad", "truncated"):  # a sample: the checks are verify's
+        argv = [model_cmd, "fetch", str(c.bad_models[name]), *to]
+        add(Case(f"model-fetch/onnx-{name}", argv, 2, stderr_has="error", check=empty_to))
+    add(Case("model-verify/ok", [model_cmd, "verify", good], 0))
+    for name, checkpoint in c.bad_checkpoints.items():
+        argv = [model_cmd, "fetch", str(checkpoint), "--labels", str(c.labels_empty), *to]
+        add(Case(f"model-fetch/checkpoint-{name}", argv, 2, stderr_has="error", check=empty_to, cost=2))
+    sources = {
+        "sparse": c.sparse,
+        "fifo": c.fifo,
+        "directory": c.directory,
+        "dev-null": Path("/dev/null"),
+        "symlink-loop": c.loop,
+        "dangling": c.dangling,
+    }
+    for name, path in sources.items():
+        argv = [model_cmd, "fetch", str(path), *to]
+        add(Case(f"model-fetch/source-{name}", argv, 2, stderr_has="error", check=empty_to, timeout=60))
+    for name, args in {
+        "wrong-sha256": ["fetch", good, "--sha256", "0" * 64, *to],
+        "bad-sha256": ["fetch", good, "--sha256", "nope", *to],
+        "labels-for-onnx": ["fetch", good, "--labels", str(c.labels_empty), *to],
+        "int8-for-onnx": ["fetch", good, "--int8", *to],
+        "ftp": ["fetch", "ftp://127.0.0.1/m.onnx", *to],
+        "fetch-no-source": ["fetch"],
+        "bogus-command": ["frobnicate"],
+        "no-command": [],
+    }.items():
+        add(Case(f"model-args/{name}", [model_cmd, *args], 2, check=empty_to))
     return sorted(cases, key=lambda case: case.cost)
 
 
@@ -640,7 +677,7 @@ def _problems(case: Case, outcome: Outcome) -> list[str]:
 def test_hostile_corpus(corpus: Corpus) -> None:
     """Every case of :func:`build_cases`, run in parallel; one report listing every misbehaving case."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONFAULTHANDLER"}
-    env.update(COLUMNS="100", PYTHONUNBUFFERED="1")
+    env.update(COLUMNS="100", PYTHONUNBUFFERED="1", SLOVO_MODEL_CACHE=str(corpus.root / "model-cache"))
     cases = build_cases(corpus)
     commands = {case.name.split("/")[0] for case in cases}
     assert len(cases) >= 150, len(cases)

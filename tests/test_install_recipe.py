@@ -105,3 +105,17 @@ def test_dockerfile_user_is_numeric_and_dockerignore_keeps_the_context_small() -
     copied = {"requirements-edge.lock", "requirements-web.lock", "pyproject.toml", "README.md", "LICENSE"}
     copied.add("edge/")
     assert {line[1:] for line in ignore if line.startswith("!")} == copied
+
+
+def test_recipe_model_flags_are_parsed_and_use_slr_model() -> None:
+    result = recipe("--model")
+    assert result.returncode == 2 and result.stderr.startswith("usage:")
+    assert "[--model SOURCE" in result.stderr
+    result = recipe("--model-sha256", "0" * 64, "/nonexistent/slovo_edge.whl")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "install.sh: error: --model-sha256 needs --model"
+    result = recipe("--model", "https://example.org/m.onnx", "/nonexistent/slovo_edge.whl")
+    assert result.returncode == 2  # parsed as a flag with its value, then the wheel is checked
+    assert result.stderr.strip() == "install.sh: error: no such wheel: /nonexistent/slovo_edge.whl"
+    text = RECIPE.read_text()
+    assert 'SLOVO_MODEL_CACHE="$STATE/models" "$PREFIX/venv/bin/slr-model" fetch' in text

@@ -22,6 +22,7 @@ COMMANDS = (
     "slr-export",
     "slr-web",
     "slr-speak",
+    "slr-model",
 )
 TRAIN_COMMANDS = {"slr-train": "slr_train", "slr-eval": "slr_eval", "slr-export": "slr_export"}
 #: Makes the training extra look uninstalled, as on an edge device.

@@ -154,6 +154,13 @@ def _cmd_check_model(args: argparse.Namespace) -> int:
     from edge.recognition.inference import check_threads, load_model
 
     check_threads(args.threads)  # before the model: a bad --threads must not look like a bad model
+    from edge.models.resolve import resolve_model
+    from edge.recognition.inference import ModelError
+
+    try:
+        args.model = resolve_model(args.model)  # a fetched registry name (slovo-500) or a path
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
     model = load_model(args.model)
     info = model.info
     summary = {

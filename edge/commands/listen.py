@@ -276,6 +276,7 @@ def _listen(
                     f"slr-listen: no message from {printable(args.endpoint)} yet; "
                     "waiting (is slr-edge running there?)",
                     markup=False,
+                    soft_wrap=True,  # one line, never cut at the console's width
                 )
                 continue
         if message is None:

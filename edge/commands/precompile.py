@@ -24,6 +24,7 @@ DAEMON_IMPORTS = (
     "edge.commands.listen",
     "edge.daemon.lifecycle",
     "edge.util.journal",
+    "edge.models.resolve",  # imported by the config when it resolves --model NAME
     "mediapipe.python.solutions.holistic",
     "cv2",
     "zmq",

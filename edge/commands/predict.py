@@ -55,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_version(parser)
     parser.add_argument("video", nargs="?", help="video file (mp4, avi, mov, mkv, webm, gif)")
-    parser.add_argument("--model", required=True, metavar="ONNX", help="model exported by slr-export")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="ONNX",
+        help="model exported by slr-export, or a name fetched by slr-model (slovo-500)",
+    )
     parser.add_argument(
         "--camera",
         nargs="?",
@@ -175,10 +180,12 @@ def _print_table(result: ClipResult) -> None:
 def run(args: argparse.Namespace) -> int:
     from edge.camera.sources import open_source
     from edge.keypoints.holistic import HolisticExtractor
+    from edge.models.resolve import resolve_model
     from edge.recognition.classify import classify_clip
     from edge.recognition.inference import BackgroundLoad
     from edge.util.redact import redact
 
+    args.model = resolve_model(args.model)  # --model NAME: a fetched registry model
     if predict_segments.wanted(args):
         return predict_segments.run_segments(args)
     if (args.video is None) == (args.camera is None):

@@ -87,10 +87,13 @@ def settings_from(options: WebOptions) -> WebSettings:
     keys = curve_keys(options.curve_server_key, options.curve_client_key)
     state_dir = prepare_state_dir(Path(options.state_dir) if options.state_dir else default_state_dir())
     token = read_token(options.token_file) if options.token_file else None
-    info = asyncio.run(describe_model(options.model)) if options.model else None
+    from edge.models.resolve import resolve_model
+
+    model = resolve_model(options.model) if options.model else None  # --model NAME: a fetched registry model
+    info = asyncio.run(describe_model(model)) if model else None
     return WebSettings(
         endpoint=options.endpoint,
-        model=options.model,
+        model=model,
         model_info=info,
         token=token,
         loopback_only=loopback,

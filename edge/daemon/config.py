@@ -167,7 +167,13 @@ class DaemonConfig:
             )
         if not str(self.source).strip():
             raise ConfigError("source must not be empty")
-        checked = settings.check(self)
+        from edge.models.resolve import resolve_model  # --model NAME: a fetched registry model
+
+        try:
+            named = replace(self, model=resolve_model(self.model))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        checked = settings.check(named)
         check_endpoint(checked.endpoint, allow_remote=checked.allow_remote)
         if (checked.curve_secret_key is None) != (checked.curve_authorized_dir is None):
             # Encryption without a client allow-list lets anyone who has the (public) server key

@@ -11,14 +11,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from edge import __version__
-from edge.contract.protocol import ErrorCounters, ModelInfo, Status
+from edge.contract.protocol import DaemonState, ErrorCounters, ModelInfo, Status
 from edge.util.redact import redact
 
-if TYPE_CHECKING:  # the daemon owns a reporter; the reporter only reads the daemon
-    from edge.daemon.daemon import Daemon
+if TYPE_CHECKING:
+    from edge.camera.capture import CaptureThread, LatestFrameBox
+    from edge.daemon.config import DaemonConfig
+    from edge.daemon.extraction import Extraction
+    from edge.daemon.idle import IdleSampler
+    from edge.daemon.systemd import SystemdLink
+    from edge.keypoints.ring_buffer import KeypointRingBuffer
+    from edge.recognition.decisions import IdleTracker
+    from edge.recognition.inference import EdgeModel
+    from edge.recognition.inference_worker import InferenceWorker
+    from edge.recognition.segment_worker import SegmentWorker
+    from edge.recognition.segmenter import Segmenter
+    from edge.transport.publisher import MessageSink
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +80,34 @@ def _ms_text(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+class DaemonParts(Protocol):
+    """What the reporter reads of the daemon (:class:`edge.daemon.daemon.Daemon` has it): the daemon
+    owns a reporter and the reporter only reads, so neither module imports the other."""
+
+    config: DaemonConfig
+    model: EdgeModel
+    publisher: MessageSink
+    systemd: SystemdLink
+    capture: CaptureThread
+    box: LatestFrameBox
+    extraction: Extraction
+    buffer: KeypointRingBuffer
+    idle: IdleTracker
+    sampler: IdleSampler
+    worker: InferenceWorker
+    segmenter: Segmenter | None
+    segments: SegmentWorker | None
+    state: DaemonState
+    seen: int
+    extracted: int
+    first_frame_at: float | None
+    last_frame_at: float | None
+
+
 class StatusReporter:
     """Builds the daemon's ``status`` message, publishes it (mirrored to systemd), logs the summary."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonParts) -> None:
         self._daemon = daemon
         self.started_at = time.monotonic()
         self._lock = threading.Lock()
