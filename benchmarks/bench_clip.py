@@ -7,7 +7,9 @@ alike (medians reported):
   clip on the shared whole-file path (:func:`edge.clips.keypoints.extract_clip`), nothing else:
   the floor of what any answer can cost;
 * **slr-predict cold** — a new process, ``slr-predict CLIP --model M --json``, wall time from
-  start to exit (imports, MediaPipe's start, the ONNX session, extraction, inference);
+  start to exit (imports, MediaPipe's start, the ONNX session, extraction, inference), twice per
+  round: the first run of that model file (an empty cache, so its finiteness probe runs) and a
+  later run (the probe's passed marker in the cache, :mod:`edge.recognition.probe_record`);
 * **start-up steps** — in a new process: importing what slr-predict imports, opening (probing)
   the clip, starting Holistic, and loading the model (checksum + ORT session), each timed alone.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -82,21 +85,26 @@ def bare_keypoints(video: Path, extractor: object) -> float:
     return time.perf_counter() - start
 
 
-def predict_cold(video: Path, model: Path) -> float:
-    """Wall seconds of ``slr-predict VIDEO --model M --json`` in a new process."""
+def predict_cold(video: Path, model: Path, cache: Path) -> float:
+    """Wall seconds of ``slr-predict VIDEO --model M --json`` in a new process, caching in ``cache``."""
     start = time.perf_counter()
     subprocess.run(
         [shutil.which("slr-predict") or "slr-predict", str(video), "--model", str(model), "--json"],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "XDG_CACHE_HOME": str(cache)},
     )
     return time.perf_counter() - start
 
 
-def startup_steps(video: Path, model: Path) -> dict[str, float]:
+def startup_steps(video: Path, model: Path, cache: Path) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", _STEPS, str(model), str(video)], check=True, capture_output=True, text=True
+        [sys.executable, "-c", _STEPS, str(model), str(video)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_CACHE_HOME": str(cache)},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -116,39 +124,50 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or export_seed_model(Path(tmp))
         bare: list[float] = []
+        first: list[float] = []
         cold: list[float] = []
         steps: dict[str, list[float]] = {}
+        load_before = os.getloadavg()[0]
+        kept = Path(tmp) / "kept-cache"  # the probe's marker stays here between rounds
         with HolisticExtractor() as extractor:
             bare_keypoints(args.video, extractor)  # warm the page cache and the graph
+            predict_cold(args.video, model, kept)
             for round_ in range(args.rounds):
-                for name, seconds in startup_steps(args.video, model).items():
+                for name, seconds in startup_steps(args.video, model, kept).items():
                     steps.setdefault(name, []).append(seconds)
                 extractor.reset()
                 bare.append(bare_keypoints(args.video, extractor))
-                cold.append(predict_cold(args.video, model))
+                first.append(predict_cold(args.video, model, Path(tmp) / f"empty-{round_}"))
+                cold.append(predict_cold(args.video, model, kept))
                 print(
-                    f"round {round_ + 1}: bare {bare[-1]:.2f} s, slr-predict cold {cold[-1]:.2f} s",
+                    f"round {round_ + 1}: bare {bare[-1]:.2f} s, slr-predict first {first[-1]:.2f} s, "
+                    f"later {cold[-1]:.2f} s",
                     flush=True,
                 )
+        load_after = os.getloadavg()[0]
         size_mb = model.stat().st_size / 1e6
 
-    bare_s, cold_s = statistics.median(bare), statistics.median(cold)
-    ratio = cold_s / bare_s
-    verdict = "✓" if ratio <= COLD_TARGET else "✗"
+    bare_s, first_s, cold_s = statistics.median(bare), statistics.median(first), statistics.median(cold)
+
+    def judged(seconds: float) -> str:
+        ratio = seconds / bare_s
+        return f"**{ratio:.2f}** {'✓' if ratio <= COLD_TARGET else '✗'} (target ≤ {COLD_TARGET})"
+
     lines = [
         "## A short clip: `slr-predict` cold vs bare keypoints (`benchmarks/bench_clip.py`)",
         "",
         f"Clip `{args.video.name}`, model {model.name} ({size_mb:.0f} MB), {args.rounds} alternating rounds, "
-        "medians.",
+        f"medians; 1-minute load average {load_before:.1f} before, {load_after:.1f} after.",
         "",
         "| what | seconds | × bare keypoints |",
         "| --- | ---: | ---: |",
         f"| bare keypoints (initialised Holistic, decode + extract every frame) | {bare_s:.2f} | 1.00 |",
-        f"| `slr-predict` from a cold process | {cold_s:.2f} "
-        f"| **{ratio:.2f}** {verdict} (target ≤ {COLD_TARGET}) |",
+        f"| `slr-predict` cold, first run of this model (its finiteness probe runs) | {first_s:.2f} "
+        f"| {judged(first_s)} |",
+        f"| `slr-predict` cold, a later run (the probe's marker cached) | {cold_s:.2f} | {judged(cold_s)} |",
         "",
-        "Start-up steps, each timed alone in a new process (slr-predict overlaps the model's load with the "
-        "source's probing, MediaPipe's start and the extraction):",
+        "Start-up steps, each timed alone in a new process, the probe's marker cached (slr-predict "
+        "overlaps the model's load with the source's probing, MediaPipe's start and the extraction):",
         "",
         "| step | seconds (median) |",
         "| --- | ---: |",
