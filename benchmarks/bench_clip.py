@@ -13,10 +13,10 @@ alike (medians reported):
 * **start-up steps** — in a new process: importing what slr-predict imports, opening (probing)
   the clip, starting Holistic, and loading the model (checksum + ORT session), each timed alone.
 
-Without ``--model`` the seed-sized model is exported first (``--random-init slr-slovo
---num-classes 1001``, ~100 MB fp32, untrained: timing only), as the issue measured.
+Without ``--model`` two untrained models of 1001 classes are exported first: the seed-sized one
+(``--random-init slr-slovo``, ~100 MB fp32, as the issue measured) and the ``edge`` preset.
 
-    python benchmarks/bench_clip.py [--model M.onnx] [--video CLIP] [--rounds 5]
+    python benchmarks/bench_clip.py [--model M.onnx ...] [--video CLIP] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -62,11 +62,15 @@ print(json.dumps(steps))
 """
 
 
-def export_seed_model(out_dir: Path) -> Path:
-    """The seed-sized untrained model (the issue's yardstick)."""
-    path = out_dir / "seed.onnx"
+#: The presets timed by default (untrained, 1001 classes): the issue's seed-sized model and the edge one.
+DEFAULT_PRESETS = ("slr-slovo", "edge")
+
+
+def export_preset(preset: str, out_dir: Path) -> Path:
+    """An untrained ``preset`` model with 1001 classes (timing only)."""
+    path = out_dir / f"{preset}.onnx"
     subprocess.run(
-        [shutil.which("slr-export") or "slr-export", "--random-init", "slr-slovo", "--num-classes", "1001",
+        [shutil.which("slr-export") or "slr-export", "--random-init", preset, "--num-classes", "1001",
          "-o", str(path), "--no-latency"],
         check=True,
         stdout=subprocess.DEVNULL,
@@ -109,55 +113,39 @@ def startup_steps(video: Path, model: Path, cache: Path) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", type=Path, help="model to time (default: export the seed-sized one)")
-    parser.add_argument("--video", type=Path, default=SAMPLE, help="the clip (default: the 3.7 s sample)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md")
-    args = parser.parse_args(argv)
-
+def measure(model: Path, video: Path, rounds: int, tmp: Path) -> list[str]:
+    """Alternating rounds for one model; the markdown rows of its table and its start-up steps."""
     from edge.keypoints.holistic import HolisticExtractor
 
-    with tempfile.TemporaryDirectory() as tmp:
-        model = args.model or export_seed_model(Path(tmp))
-        bare: list[float] = []
-        first: list[float] = []
-        cold: list[float] = []
-        steps: dict[str, list[float]] = {}
-        load_before = os.getloadavg()[0]
-        kept = Path(tmp) / "kept-cache"  # the probe's marker stays here between rounds
-        with HolisticExtractor() as extractor:
-            bare_keypoints(args.video, extractor)  # warm the page cache and the graph
-            predict_cold(args.video, model, kept)
-            for round_ in range(args.rounds):
-                for name, seconds in startup_steps(args.video, model, kept).items():
-                    steps.setdefault(name, []).append(seconds)
-                extractor.reset()
-                bare.append(bare_keypoints(args.video, extractor))
-                first.append(predict_cold(args.video, model, Path(tmp) / f"empty-{round_}"))
-                cold.append(predict_cold(args.video, model, kept))
-                print(
-                    f"round {round_ + 1}: bare {bare[-1]:.2f} s, slr-predict first {first[-1]:.2f} s, "
-                    f"later {cold[-1]:.2f} s",
-                    flush=True,
-                )
-        load_after = os.getloadavg()[0]
-        size_mb = model.stat().st_size / 1e6
-
+    bare: list[float] = []
+    first: list[float] = []
+    cold: list[float] = []
+    steps: dict[str, list[float]] = {}
+    kept = tmp / f"kept-cache-{model.stem}"  # the probe's marker stays here between rounds
+    with HolisticExtractor() as extractor:
+        bare_keypoints(video, extractor)  # warm the page cache and the graph
+        predict_cold(video, model, kept)
+        for round_ in range(rounds):
+            for name, seconds in startup_steps(video, model, kept).items():
+                steps.setdefault(name, []).append(seconds)
+            extractor.reset()
+            bare.append(bare_keypoints(video, extractor))
+            first.append(predict_cold(video, model, tmp / f"empty-{model.stem}-{round_}"))
+            cold.append(predict_cold(video, model, kept))
+            print(
+                f"{model.name} round {round_ + 1}: bare {bare[-1]:.2f} s, slr-predict first "
+                f"{first[-1]:.2f} s, later {cold[-1]:.2f} s",
+                flush=True,
+            )
     bare_s, first_s, cold_s = statistics.median(bare), statistics.median(first), statistics.median(cold)
 
     def judged(seconds: float) -> str:
         ratio = seconds / bare_s
         return f"**{ratio:.2f}** {'✓' if ratio <= COLD_TARGET else '✗'} (target ≤ {COLD_TARGET})"
 
-    lines = [
-        "## A short clip: `slr-predict` cold vs bare keypoints (`benchmarks/bench_clip.py`)",
-        "",
-        f"Clip `{args.video.name}`, model {model.name} ({size_mb:.0f} MB), {args.rounds} alternating rounds, "
-        f"medians; 1-minute load average {load_before:.1f} before, {load_after:.1f} after.",
+    size_mb = model.stat().st_size / 1e6
+    return [
+        f"### {model.name} ({size_mb:.0f} MB)",
         "",
         "| what | seconds | × bare keypoints |",
         "| --- | ---: | ---: |",
@@ -166,12 +154,43 @@ def main(argv: list[str] | None = None) -> int:
         f"| {judged(first_s)} |",
         f"| `slr-predict` cold, a later run (the probe's marker cached) | {cold_s:.2f} | {judged(cold_s)} |",
         "",
-        "Start-up steps, each timed alone in a new process, the probe's marker cached (slr-predict "
-        "overlaps the model's load with the source's probing, MediaPipe's start and the extraction):",
-        "",
-        "| step | seconds (median) |",
+        "| start-up step, each alone in a new process (marker cached) | seconds (median) |",
         "| --- | ---: |",
         *(f"| {name} | {statistics.median(values):.2f} |" for name, values in steps.items()),
+        "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        help="a model to time (repeatable; default: export the seed-sized and the edge presets)",
+    )
+    parser.add_argument("--video", type=Path, default=SAMPLE, help="the clip (default: the 3.7 s sample)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        models = args.model or [export_preset(preset, Path(tmp)) for preset in DEFAULT_PRESETS]
+        load_before = os.getloadavg()[0]
+        tables = [row for model in models for row in measure(model, args.video, args.rounds, Path(tmp))]
+        load_after = os.getloadavg()[0]
+
+    lines = [
+        "## A short clip: `slr-predict` cold vs bare keypoints (`benchmarks/bench_clip.py`)",
+        "",
+        f"Clip `{args.video.name}`, untrained models of 1001 classes, {args.rounds} alternating rounds per "
+        f"model, medians; 1-minute load average {load_before:.1f} before, {load_after:.1f} after. "
+        "slr-predict overlaps the model's load with the source's probing, MediaPipe's start and the "
+        "extraction.",
+        "",
+        *tables,
     ]
     text = "\n".join(lines)
     print(text)

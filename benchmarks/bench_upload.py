@@ -36,7 +36,7 @@ for path in (REPO, REPO / "tests"):
 
 from helpers_web import free_port, multipart, request, rss_mib, start_web, stop, wait_for_web  # noqa: E402
 
-from benchmarks.bench_clip import bare_keypoints, export_seed_model  # noqa: E402
+from benchmarks.bench_clip import bare_keypoints, export_preset  # noqa: E402
 from benchmarks.bench_daemon import SAMPLE  # noqa: E402
 from benchmarks.report import write_section  # noqa: E402
 from edge.web.clip_worker import NICENESS  # noqa: E402
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     rss: list[float] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        model = args.model or export_seed_model(tmp)
+        model = args.model or export_preset("slr-slovo", tmp)
         port, log = free_port(), tmp / "web.log"
         web = start_web(
             port, f"tcp://127.0.0.1:{free_port()}", log, "--model", str(model), "--worker-idle-s", str(IDLE_S)

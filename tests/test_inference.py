@@ -188,3 +188,24 @@ def test_an_unwritable_probe_cache_only_costs_the_probe(
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     assert load_model(model_path).labels
     assert load_model(model_path).labels
+
+
+def test_a_service_without_a_home_loads_models_and_probes(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under systemd's DynamicUser there is no $HOME and no passwd entry: Path.home() raises there.
+
+    The daemon crash-looped on it in a booted unit (tests/test_deploy_systemd.py); the probe
+    marker is then simply not kept.
+    """
+    import pwd
+
+    def no_entry(uid: int) -> object:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(RuntimeError):
+        Path.home()  # what a service without a home meets
+    assert load_model(model_path).labels

@@ -25,10 +25,20 @@ ENV_SWITCH = "SLOVO_PROBE_CACHE"
 
 
 def _directory() -> Path | None:
+    """``$XDG_CACHE_HOME`` or ``$HOME/.cache``, from the environment only.
+
+    Never :meth:`pathlib.Path.home`: under systemd's ``DynamicUser=`` there is no ``$HOME`` and no
+    passwd entry to fall back on, and it raises (the daemon crash-looped on that in a booted unit).
+    """
     if os.environ.get(ENV_SWITCH, "1") == "0":
         return None
-    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache" if Path.home() != Path("/") else None)
-    return None if base is None else Path(base) / "slovo-edge" / "probed"
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        home = os.environ.get("HOME")
+        if not home or home == "/":
+            return None
+        base = os.path.join(home, ".cache")
+    return Path(base) / "slovo-edge" / "probed"
 
 
 def _marker(sha256: str, providers: Sequence[str]) -> Path | None:
@@ -44,7 +54,10 @@ def _marker(sha256: str, providers: Sequence[str]) -> Path | None:
 def passed(sha256: str, providers: Sequence[str]) -> bool:
     """Whether this file (by checksum) passed the probe under this ORT and these providers."""
     marker = _marker(sha256, providers)
-    return marker is not None and marker.is_file() and not marker.is_symlink()
+    try:
+        return marker is not None and marker.is_file() and not marker.is_symlink()
+    except OSError:  # a cache we may not look into (a sandboxed home): probe
+        return False
 
 
 def record(sha256: str, providers: Sequence[str]) -> None:
