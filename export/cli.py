@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
 
-    from edge.commands.scaffold import interrupt_on_signals
+    from edge.util.signals import interrupt_on_signals
     from export.exporter import ParityError, export_checkpoint, format_report
     from export.sources import ExportError
 

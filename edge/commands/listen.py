@@ -30,13 +30,14 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from edge.commands.scaffold import EXIT_INTERRUPTED, add_version, interrupt_on_signals, run
+from edge.commands.scaffold import EXIT_INTERRUPTED, add_version, run
 from edge.contract.protocol import SCHEMA_VERSION, TOPICS, ProtocolError
 from edge.contract.wire import Dropped, check_payload
 from edge.transport.keys import KeyFileError
 from edge.transport.publisher import DEFAULT_ENDPOINT
 from edge.transport.subscriber import Subscriber
 from edge.util.logs import ThrottledLog
+from edge.util.signals import interrupt_on_signals
 from edge.util.terminal import json_line, printable
 
 BAR_WIDTH = 24

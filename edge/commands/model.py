@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge.commands.scaffold import EXIT_OK, add_version, interrupt_on_signals, run
+from edge.commands.scaffold import EXIT_OK, add_version, run
+from edge.util.signals import interrupt_on_signals
 
 EPILOG = """\
 sources:

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, interrupt_on_signals
+from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK
+from edge.util.signals import interrupt_on_signals
 
 if TYPE_CHECKING:
     from edge.clips.file_segments import FileSegments, SegmentOptions

@@ -8,7 +8,7 @@ cannot tell them apart:
   optional dependency), :data:`EXIT_INTERRUPTED` 130 (Ctrl-C);
 * Ctrl-C ends with 130 and no traceback (commands that hold temporary files or a socket also
   turn SIGTERM into the same clean stop, and take Ctrl-C even when started with SIGINT ignored,
-  through :func:`interrupt_on_signals`); a reader that goes away (``cmd | head``) ends the
+  through :func:`edge.util.signals.interrupt_on_signals`); a reader that goes away (``cmd | head``) ends the
   command quietly with 0 instead of a ``BrokenPipeError``;
 * an unexpected exception is one line on stderr (exit 1), its traceback logged at DEBUG;
 * OpenCV's own ``[ WARN:0@0.1] ...`` lines are off (our one-line errors already say it);
@@ -56,32 +56,6 @@ def version_text() -> str:
 def add_version(parser: argparse.ArgumentParser) -> None:
     """The ``--version`` flag every command has."""
     parser.add_argument("--version", action="version", version=version_text())
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def interrupt_on_signals(*, terminate: bool = True) -> Iterator[None]:
-    """Within the block, SIGINT (even if inherited as ignored) and, with ``terminate``, SIGTERM raise
-    ``KeyboardInterrupt``; previous handlers come back afterwards.
-
-    So ``with``/``finally`` blocks run on ``kill`` too (temporary directories removed, sockets
-    closed), and a command started in the background of a script, where the shell ignores SIGINT,
-    still stops on it. Only in the main thread (signals cannot be handled elsewhere).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
-    if terminate:
-        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def run(

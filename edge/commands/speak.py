@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.commands.scaffold import EXIT_OK, EXIT_USAGE, add_version, interrupt_on_signals, run
+from edge.commands.scaffold import EXIT_OK, EXIT_USAGE, add_version, run
 from edge.recognition.decisions import DEFAULT_SIGN_THRESHOLD
 from edge.speech.engine import BINARY, DEFAULT_RATE, DEFAULT_VOICE, EngineError, EspeakEngine
 from edge.speech.queue import SpeechQueue
 from edge.speech.utterances import SPOKEN_TOPICS, Utterance, invalid_reason, utterance_of
 from edge.util.logs import ThrottledLog
+from edge.util.signals import interrupt_on_signals
 
 if TYPE_CHECKING:
     from edge.transport.subscriber import Subscriber

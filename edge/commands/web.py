@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_version, interrupt_on_signals, run
+from edge.commands.scaffold import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_version, run
+from edge.util.signals import interrupt_on_signals
 
 if TYPE_CHECKING:
     from edge.web.app import WebSettings
