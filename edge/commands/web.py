@@ -110,21 +110,19 @@ def settings_from(options: WebOptions) -> WebSettings:
 
 
 def curve_keys(server_key: str | None, client_key: str | None) -> tuple[bytes, bytes, bytes] | None:
-    """(server public, client public, client secret) from the two key files, or None without CURVE."""
-    from edge.transport.keys import KeyFileError, load_key
+    """(server public, client public, client secret) from the two key files, or None without CURVE.
+
+    Read by :func:`edge.transport.keys.client_keys`, as every subscriber reads them; only the
+    pairing message names slr-web's flags.
+    """
+    from edge.transport.keys import KeyFileError, client_keys
 
     if (server_key is None) != (client_key is None):
         raise ValueError("CURVE needs both --curve-server-key and --curve-client-key")
-    if server_key is None or client_key is None:
-        return None
     try:
-        server_public, _ = load_key(server_key, secret=False, role="CURVE server public")
-        client_public, client_secret = load_key(client_key, secret=True, role="CURVE client")
+        return client_keys(server_key, client_key)
     except KeyFileError as exc:
         raise ValueError(str(exc)) from None
-    if client_secret is None:
-        raise ValueError(f"{client_key}: not a secret key file (.key_secret)")
-    return server_public, client_public, client_secret
 
 
 def check_endpoint(endpoint: str) -> None:
